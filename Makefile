@@ -1,0 +1,44 @@
+# immune: `make demo` runs the local demo fleet, `make test` the whole suite.
+# `make test` installs what the tests need from Debian's packages first.
+
+GO        ?= go
+BIN       := bin
+# Debian packages the tests run against: the reference plugins for output
+# compatibility.
+TEST_PKGS := monitoring-plugins
+export IMMUNE_REQUIRE_REAL ?= 1
+
+.PHONY: all build test deps bench vet fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/immune ./cmd/immune
+	@for c in $$($(BIN)/immune check --list --names); do ln -sf immune $(BIN)/$$c; done
+
+# deps installs the Debian packages the tests need, only when one is missing.
+deps:
+	@missing=""; for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+test: deps build vet
+	$(GO) test -count=1 -timeout 8m ./...
+
+bench: deps build
+	$(GO) run ./cmd/benchtable
+
+fuzz:
+	$(GO) test ./nagios -run '^$$' -fuzz FuzzParseRange -fuzztime 30s
+	$(GO) test ./nagios -run '^$$' -fuzz FuzzParsePerf -fuzztime 30s
+	$(GO) test ./nagios -run '^$$' -fuzz FuzzParse -fuzztime 30s
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/immune-ops/immune/checks"
+	"github.com/immune-ops/immune/nagios"
+)
+
+func init() {
+	commands["check"] = command{
+		summary: "run a check as a Nagios plugin: immune check <name> [flags]; --list lists them",
+		run:     runCheck,
+	}
+	commands["version"] = command{
+		summary: "print immune's version",
+		run: func(_ context.Context, _ []string, stdout, _ io.Writer) int {
+			fmt.Fprintf(stdout, "immune %s\n", checks.Version)
+			return 0
+		},
+	}
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: immune check <name> [flags] | immune check --list [--names]")
+		return nagios.Unknown.ExitCode()
+	}
+	switch args[0] {
+	case "--list", "-l":
+		namesOnly := len(args) > 1 && args[1] == "--names"
+		for _, s := range checks.List() {
+			if namesOnly {
+				fmt.Fprintln(stdout, s.Name)
+			} else {
+				fmt.Fprintf(stdout, "%-18s %s\n", s.Name, s.Summary)
+			}
+		}
+		return 0
+	}
+	return checks.Main(ctx, args[0], args[1:], stdout)
+}

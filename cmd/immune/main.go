@@ -1,0 +1,67 @@
+// Command immune is the one binary of immune. Called by a check's name
+// (bin/check_load, a link to it) it is that Nagios plugin; otherwise its
+// first argument names a subcommand.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+
+	"github.com/immune-ops/immune/checks"
+)
+
+// command is one subcommand of immune.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]command{}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// dispatch picks a check by the program's own name, or a subcommand by the first argument.
+func dispatch(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
+	if _, ok := checks.Lookup(filepath.Base(argv[0])); ok {
+		return checks.Main(ctx, filepath.Base(argv[0]), argv[1:], stdout)
+	}
+	if len(argv) < 2 {
+		usage(stderr)
+		return 2
+	}
+	cmd, ok := commands[argv[1]]
+	if !ok {
+		if argv[1] == "-h" || argv[1] == "--help" || argv[1] == "help" {
+			usage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "immune: unknown command %q\n", argv[1])
+		usage(stderr)
+		return 2
+	}
+	return cmd.run(ctx, argv[2:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: immune <command> [arguments]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nLinked or copied under a check's name (check_load, ...) immune is that plugin.")
+}
