@@ -36,9 +36,9 @@ bench: deps build
 	$(GO) run ./cmd/benchtable
 
 fuzz:
-	$(GO) test ./nagios -run '^$$' -fuzz FuzzParseRange -fuzztime 30s
-	$(GO) test ./nagios -run '^$$' -fuzz FuzzParsePerf -fuzztime 30s
-	$(GO) test ./nagios -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime 30s
+	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParsePerf$$' -fuzztime 30s
+	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
 
 clean:
 	rm -rf $(BIN)

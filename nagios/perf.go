@@ -72,7 +72,14 @@ func (p Perf) decimals() int {
 func (p Perf) number(v float64) string { return FormatNumber(v, p.decimals()) }
 
 func quoteLabel(label string) string {
-	if !strings.ContainsAny(label, "'= \t") {
+	// A line break would end the status line in the middle of the perfdata.
+	label = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\v' || r == '\f' {
+			return ' '
+		}
+		return r
+	}, label)
+	if !strings.ContainsAny(label, "'= \t\r\n\v\f") {
 		return label
 	}
 	return "'" + strings.ReplaceAll(label, "'", "''") + "'"
@@ -93,7 +100,7 @@ func ParsePerf(s string) ([]Perf, error) {
 	var items []Perf
 	var errs []error
 	for {
-		s = strings.TrimLeft(s, " \t\r\n")
+		s = strings.TrimLeft(s, " \t\r\n\v\f")
 		if s == "" {
 			break
 		}
@@ -105,7 +112,7 @@ func ParsePerf(s string) ([]Perf, error) {
 			break
 		}
 		var field string
-		if i := strings.IndexAny(s, " \t\r\n"); i >= 0 {
+		if i := strings.IndexAny(s, " \t\r\n\v\f"); i >= 0 {
 			field, s = s[:i], s[i:]
 		} else {
 			field, s = s, ""
@@ -149,13 +156,16 @@ func cutLabel(s string) (label, rest string, err error) {
 		if i+1 >= len(s) || s[i+1] != '=' {
 			return "", "", fmt.Errorf("perfdata label %q: no '=' after the closing quote", s[:i+1])
 		}
+		if b.Len() == 0 {
+			return "", "", fmt.Errorf("perfdata %q: empty label", firstWord(s))
+		}
 		return b.String(), s[i+2:], nil
 	}
 	return "", "", fmt.Errorf("perfdata label %q: no closing quote", firstWord(s))
 }
 
 func firstWord(s string) string {
-	if i := strings.IndexAny(s, " \t\r\n"); i >= 0 {
+	if i := strings.IndexAny(s, " \t\r\n\v\f"); i >= 0 {
 		return s[:i]
 	}
 	return s
@@ -175,8 +185,11 @@ func parsePerfValue(label, field string) (Perf, error) {
 		if n == 0 {
 			return Perf{}, fmt.Errorf("perfdata %q: value %q is not a number", label, value)
 		}
-		v, err := strconv.ParseFloat(strings.Replace(value[:n], ",", ".", 1), 64)
+		v, err := strconv.ParseFloat(value[:n], 64)
 		if err != nil {
+			return Perf{}, fmt.Errorf("perfdata %q: value %q is not a number", label, value)
+		}
+		if numberPrefix("0"+value[n:]) > 1 || strings.HasPrefix(value[n:], ".") {
 			return Perf{}, fmt.Errorf("perfdata %q: value %q is not a number", label, value)
 		}
 		p.Value, p.UOM = v, value[n:]
@@ -222,7 +235,9 @@ func numberPrefix(s string) int {
 		i++
 		digits++
 	}
-	if i < len(s) && (s[i] == '.' || s[i] == ',') {
+	// A dot is part of the number only when a digit follows, so "5." reads
+	// as 5 with the unit "." and writes back the same.
+	if i+1 < len(s) && s[i] == '.' && s[i+1] >= '0' && s[i+1] <= '9' {
 		i++
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++

@@ -64,7 +64,7 @@ func Parse(out string) (Result, error) {
 	sc.Buffer(make([]byte, 0, 4096), len(out)+1)
 	inPerf := false
 	for n := 0; sc.Scan(); n++ {
-		line := strings.TrimRight(sc.Text(), "\r")
+		line := strings.TrimRight(sc.Text(), " \t\r")
 		switch {
 		case n == 0:
 			text, p, _ := strings.Cut(line, "|")
@@ -74,14 +74,14 @@ func Parse(out string) (Result, error) {
 			perf = append(perf, line)
 		default:
 			text, p, found := strings.Cut(line, "|")
-			long = append(long, text)
+			long = append(long, strings.TrimRight(text, " \t\r"))
 			if found {
 				perf = append(perf, p)
 				inPerf = true
 			}
 		}
 	}
-	r.Long = strings.TrimRight(strings.Join(long, "\n"), " \n")
+	r.Long = strings.TrimRight(strings.Join(long, "\n"), "\n")
 	var err error
 	r.Perf, err = ParsePerf(strings.Join(perf, " "))
 	return r, err
