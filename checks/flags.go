@@ -111,7 +111,9 @@ type timeoutFlag struct {
 	state nagios.State
 }
 
-func (t *timeoutFlag) String() string { return strconv.Itoa(int(t.d / time.Second)) }
+func (t *timeoutFlag) String() string {
+	return strconv.FormatFloat(t.d.Seconds(), 'f', -1, 64) + ":" + t.state.String()
+}
 func (t *timeoutFlag) Type() string   { return "seconds" }
 func (t *timeoutFlag) Set(s string) error {
 	secs, state, hasState := strings.Cut(s, ":")
@@ -134,6 +136,6 @@ func (t *timeoutFlag) Set(s string) error {
 // state a timeout gives unless the option names another.
 func (f *flagSet) timeout(seconds int, state nagios.State) *timeoutFlag {
 	t := &timeoutFlag{d: time.Duration(seconds) * time.Second, state: state}
-	f.VarP(t, "timeout", "t", fmt.Sprintf("Seconds before the check times out, optionally with the state that gives (default: %d:%s)", seconds, state))
+	f.VarP(t, "timeout", "t", "Seconds before the check times out; SECONDS:STATE also sets the state a timeout gives")
 	return t
 }

@@ -1,0 +1,978 @@
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/disk"
+	"github.com/spf13/pflag"
+
+	"github.com/immune-ops/immune/nagios"
+)
+
+func init() {
+	Register(Spec{
+		Name:    "check_disk",
+		Summary: "free space and inodes of mounted file systems",
+		New:     newDisk,
+	})
+}
+
+// diskLimits are the thresholds in force when a path is selected: check_disk
+// gives each path the -w, -c, -W and -K values seen before it on the command
+// line. Every range alerts inside, on free space or free inodes.
+type diskLimits struct {
+	freeUnits, freePercent, freeInodes nagios.Thresholds
+}
+
+func (l diskLimits) any() bool {
+	for _, t := range []nagios.Thresholds{l.freeUnits, l.freePercent, l.freeInodes} {
+		if t.Warn != nil || t.Crit != nil {
+			return true
+		}
+	}
+	return false
+}
+
+type diskOpKind int
+
+const (
+	diskOpPath   diskOpKind = iota // -p: one path or device
+	diskOpRegex                    // -r, -R, -A: every mount whose device or directory matches
+	diskOpIgnore                   // -i, -I: drop the selected paths that match
+	diskOpAll                      // no selection (or -C before one): every mount
+)
+
+// diskOp is one path selection, replayed in command-line order against the
+// mount table of each run, as check_disk applies them against its own.
+type diskOp struct {
+	kind   diskOpKind
+	name   string // diskOpPath: the path; diskOpRegex: the expression as given
+	re     *regexp.Regexp
+	limits diskLimits
+	group  string
+	exact  bool
+}
+
+// diskCheck is check_disk: the path selections to replay on each run, and
+// the options that apply to all paths.
+type diskCheck struct {
+	ops            []diskOp
+	exact          bool
+	mult           uint64
+	units          string
+	excludeDevices map[string]bool
+	excludeTypes   map[string]bool
+	includeTypes   map[string]bool
+	local          bool
+	statRemote     bool
+	errorsOnly     bool
+	showDevice     bool
+	ignoreReserved bool
+	inodesInPerf   bool
+	verbose        int
+	timeout        *timeoutFlag
+	env            diskEnv
+}
+
+// diskArgs is the parser's state while pflag calls the options' Set in
+// command-line order; it is what makes thresholds apply to the paths after them.
+type diskArgs struct {
+	limits   diskLimits
+	group    string
+	selected bool
+	c        *diskCheck
+}
+
+// diskOption is an option whose effect depends on where it stands on the
+// command line.
+type diskOption struct {
+	kind string
+	set  func(string) error
+}
+
+func (o *diskOption) String() string     { return "" }
+func (o *diskOption) Type() string       { return o.kind }
+func (o *diskOption) Set(s string) error { return o.set(s) }
+
+// diskAliases are check_disk's second long names for the same options.
+var diskAliases = map[string]string{
+	"partition":              "path",
+	"eregi-partition":        "eregi-path",
+	"ereg-partition":         "ereg-path",
+	"ignore-ereg-partition":  "ignore-ereg-path",
+	"ignore-eregi-partition": "ignore-eregi-path",
+}
+
+func newDisk(args []string) (Check, error) {
+	f := newFlags("check_disk",
+		"{-w absolute_limit |-w  percentage_limit% | -W inode_percentage_limit } {-c absolute_limit|-c percentage_limit% | -K inode_percentage_limit } {-p path | -x device}\n"+
+			"[-C] [-E] [-e] [-f] [-g group ] [-k] [-l] [-M] [-m] [-R path ] [-r path ]\n"+
+			"[-t timeout] [-u unit] [-v] [-X type] [-N type]",
+		"This plugin checks the amount of used disk space on a mounted file system\n"+
+			"and generates an alert if free space is less than one of the threshold values.\n"+
+			"Thresholds apply to the paths selected after them; -C clears them.")
+	c := &diskCheck{
+		mult: 1 << 20, units: "MiB",
+		excludeDevices: map[string]bool{},
+		// As in check_disk, CD images are left out, unless grouped with -g.
+		excludeTypes: map[string]bool{"iso9660": true},
+		includeTypes: map[string]bool{},
+		env:          diskSystem,
+	}
+	a := &diskArgs{c: c}
+	value := func(long, short, kind, usage string, set func(string) error) {
+		f.VarP(&diskOption{kind: kind, set: set}, long, short, usage)
+	}
+	action := func(long, short, usage string, do func() error) {
+		fl := f.VarPF(&diskOption{kind: "bool", set: func(s string) error {
+			on, err := strconv.ParseBool(s)
+			if err != nil || !on {
+				return err
+			}
+			return do()
+		}}, long, short, usage)
+		fl.NoOptDefVal = "true"
+	}
+	value("warning", "w", "FREE", "Exit with WARNING status if less than FREE units (-u) or FREE% of disk space is free", a.threshold(diskWarn))
+	value("critical", "c", "FREE", "Exit with CRITICAL status if less than FREE units (-u) or FREE% of disk space is free", a.threshold(diskCrit))
+	value("iwarning", "W", "PERCENT%", "Exit with WARNING status if less than PERCENT of inode space is free", a.inodeThreshold(diskWarn))
+	value("icritical", "K", "PERCENT%", "Exit with CRITICAL status if less than PERCENT of inode space is free", a.inodeThreshold(diskCrit))
+	value("path", "p", "PATH", "Mount point or block device as emitted by the mount(8) command (may be repeated)", a.path)
+	value("exclude_device", "x", "PATH", "Ignore device or mount point (may be repeated)", func(s string) error { c.excludeDevices[s] = true; return nil })
+	value("exclude-type", "X", "TYPE", "Ignore all filesystems of indicated type (may be repeated)", func(s string) error { c.excludeTypes[s] = true; return nil })
+	value("include-type", "N", "TYPE", "Check only filesystems of indicated type (may be repeated)", func(s string) error { c.includeTypes[s] = true; return nil })
+	action("clear", "C", "Clear thresholds", a.clear)
+	action("exact-match", "E", "For paths or partitions specified with -p, only check for exact paths", a.exactMatch)
+	action("errors-only", "e", "Display only devices/mountpoints with errors", func() error { c.errorsOnly = true; return nil })
+	action("quiet", "q", "Same as -e", func() error { c.errorsOnly = true; return nil })
+	action("freespace-ignore-reserved", "f", "Don't account root-reserved blocks into freespace in perfdata", func() error { c.ignoreReserved = true; return nil })
+	action("iperfdata", "P", "Display inode usage in perfdata", func() error { c.inodesInPerf = true; return nil })
+	value("group", "g", "NAME", "Group paths. Thresholds apply to (free-)space of all partitions together", a.setGroup)
+	action("kilobytes", "k", "Same as '--units kB'", func() error { return a.setUnits("kB") })
+	action("megabytes", "m", "Same as '--units MB'", func() error { return a.setUnits("MB") })
+	action("local", "l", "Only check local filesystems", func() error { c.local = true; return nil })
+	action("stat-remote-fs", "L", "Only check local filesystems against thresholds, yet stat remote ones to see that they answer", func() error {
+		c.local, c.statRemote = true, true
+		return nil
+	})
+	action("mountpoint", "M", "Display the (block) device instead of the mount point", func() error { c.showDevice = true; return nil })
+	action("all", "A", "Explicitly select all paths. This is equivalent to -R '.*'", func() error { return a.regex(".*", true) })
+	value("eregi-path", "R", "REGEX", "Case insensitive regular expression for path/partition (may be repeated)", func(s string) error { return a.regex(s, true) })
+	value("ereg-path", "r", "REGEX", "Regular expression for path or partition (may be repeated)", func(s string) error { return a.regex(s, false) })
+	value("ignore-eregi-path", "I", "REGEX", "Regular expression to ignore selected path/partition (case insensitive) (may be repeated)", func(s string) error { return a.ignore(s, true) })
+	value("ignore-ereg-path", "i", "REGEX", "Regular expression to ignore selected path or partition (may be repeated)", func(s string) error { return a.ignore(s, false) })
+	value("units", "u", "UNIT", "Choose bytes, kB, MB, GB, TB, PB (default: MB)", a.setUnits)
+	f.CountVarP(&c.verbose, "verbose", "v", "Mark the paths in alert in the status line")
+	c.timeout = f.timeout(10, nagios.Critical)
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if canonical, ok := diskAliases[name]; ok {
+			return pflag.NormalizedName(canonical)
+		}
+		return pflag.NormalizedName(name)
+	})
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	if len(args) == 0 {
+		return nil, f.failf("no arguments: give thresholds (-w, -c, -W, -K) and optionally paths (-p)")
+	}
+	if f.NArg() > 0 {
+		return nil, f.failf("unexpected argument %q: the old form check_disk WARN CRIT PATH is not supported, use -w, -c and -p", f.Arg(0))
+	}
+	if !a.selected {
+		c.ops = append(c.ops, diskOp{kind: diskOpAll, limits: a.limits, group: a.group})
+	}
+	return c, nil
+}
+
+type diskSlot int
+
+const (
+	diskWarn diskSlot = iota
+	diskCrit
+)
+
+func diskSlotOf(t *nagios.Thresholds, slot diskSlot) **nagios.Range {
+	if slot == diskWarn {
+		return &t.Warn
+	}
+	return &t.Crit
+}
+
+// threshold handles -w and -c: a percentage of free space, or free space in
+// the -u units.
+func (a *diskArgs) threshold(slot diskSlot) func(string) error {
+	return func(s string) error {
+		r, percent, err := parseDiskLimit(s)
+		if err != nil {
+			return err
+		}
+		if percent {
+			*diskSlotOf(&a.limits.freePercent, slot) = &r
+		} else {
+			*diskSlotOf(&a.limits.freeUnits, slot) = &r
+		}
+		return nil
+	}
+}
+
+// inodeThreshold handles -W and -K, always a percentage of free inodes.
+func (a *diskArgs) inodeThreshold(slot diskSlot) func(string) error {
+	return func(s string) error {
+		r, _, err := parseDiskLimit(s)
+		if err != nil {
+			return err
+		}
+		*diskSlotOf(&a.limits.freeInodes, slot) = &r
+		return nil
+	}
+}
+
+// parseDiskLimit reads a threshold of check_disk: "20%", "100", "10:20%" or
+// "@20%". check_disk alerts when the free amount lies inside the range, so a
+// leading @ changes nothing. A % after either bound makes it a percentage.
+func parseDiskLimit(text string) (r nagios.Range, percent bool, err error) {
+	s := strings.TrimPrefix(text, "@")
+	if strings.Contains(s, "%") {
+		percent = true
+		s = strings.Replace(s, "%:", ":", 1)
+		s = strings.TrimSuffix(s, "%")
+		if strings.Contains(s, "%") {
+			return r, false, fmt.Errorf("%q: a %% may only follow a number", text)
+		}
+	}
+	if strings.HasPrefix(s, "@") {
+		return r, false, fmt.Errorf("%q: one @ at most", text)
+	}
+	if r, err = nagios.ParseRange(s); err != nil {
+		return r, false, err
+	}
+	if r.Start < 0 {
+		return r, false, fmt.Errorf("%q: free space cannot be negative", text)
+	}
+	r.Inside = true
+	return r, percent, nil
+}
+
+func (a *diskArgs) path(name string) error {
+	if !a.limits.any() {
+		return errors.New("set a threshold (-w, -c, -W or -K) before selecting a path")
+	}
+	a.c.ops = append(a.c.ops, diskOp{kind: diskOpPath, name: name, limits: a.limits, group: a.group, exact: a.c.exact})
+	a.selected = true
+	return nil
+}
+
+func (a *diskArgs) regex(expr string, fold bool) error {
+	if !a.limits.any() {
+		return errors.New("set a threshold (-w, -c, -W or -K) before selecting paths by regular expression")
+	}
+	re, err := compileDiskRegex(expr, fold)
+	if err != nil {
+		return err
+	}
+	a.c.ops = append(a.c.ops, diskOp{kind: diskOpRegex, name: expr, re: re, limits: a.limits, group: a.group, exact: a.c.exact})
+	a.selected = true
+	return nil
+}
+
+func (a *diskArgs) ignore(expr string, fold bool) error {
+	if !a.selected {
+		return errors.New("select paths before ignoring some (-A selects them all)")
+	}
+	re, err := compileDiskRegex(expr, fold)
+	if err != nil {
+		return err
+	}
+	a.c.ops = append(a.c.ops, diskOp{kind: diskOpIgnore, name: expr, re: re})
+	return nil
+}
+
+func compileDiskRegex(expr string, fold bool) (*regexp.Regexp, error) {
+	if fold {
+		expr = "(?i)" + expr
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("could not compile regular expression: %w", err)
+	}
+	return re, nil
+}
+
+// clear is -C: the paths selected so far keep their thresholds; if none were,
+// every mount gets them first, so a later -p only overrides its own path.
+func (a *diskArgs) clear() error {
+	if !a.selected {
+		a.c.ops = append(a.c.ops, diskOp{kind: diskOpAll, limits: a.limits, group: a.group})
+	}
+	a.limits, a.group, a.selected = diskLimits{}, "", false
+	return nil
+}
+
+func (a *diskArgs) exactMatch() error {
+	if a.selected {
+		return errors.New("-E must come before the paths it applies to")
+	}
+	a.c.exact = true
+	return nil
+}
+
+func (a *diskArgs) setGroup(name string) error {
+	if a.selected {
+		return errors.New("-g must come before the paths of its group")
+	}
+	if name == "" {
+		return errors.New("empty group name")
+	}
+	a.group = name
+	return nil
+}
+
+func (a *diskArgs) setUnits(u string) error {
+	var shift uint
+	switch {
+	case strings.EqualFold(u, "bytes"):
+		a.c.units = "B"
+	case u == "kB" || u == "KiB":
+		shift, a.c.units = 10, "kiB"
+	case u == "MB" || u == "MiB":
+		shift, a.c.units = 20, "MiB"
+	case u == "GB" || u == "GiB":
+		shift, a.c.units = 30, "GiB"
+	case u == "TB" || u == "TiB":
+		shift, a.c.units = 40, "TiB"
+	case u == "PB" || u == "PiB":
+		shift, a.c.units = 50, "PiB"
+	default:
+		return fmt.Errorf("unit type %s not known (bytes, kB, MB, GB, TB or PB)", u)
+	}
+	a.c.mult = 1 << shift
+	return nil
+}
+
+// Timeout is -t: statfs on a dead NFS server never returns.
+func (c *diskCheck) Timeout() time.Duration { return c.timeout.d }
+
+// diskMount is one line of the mount table.
+type diskMount struct {
+	Device, Dir, Type string
+}
+
+// remote is gnulib's ME_REMOTE, which check_disk's -l uses.
+func (m *diskMount) remote() bool {
+	return strings.Contains(m.Device, ":") ||
+		strings.HasPrefix(m.Device, "//") && (m.Type == "smbfs" || m.Type == "cifs")
+}
+
+// diskUsage is what statfs says of one file system, in bytes and inodes.
+type diskUsage struct {
+	Total, Free, Avail uint64 // Free counts the blocks reserved for root, Avail does not
+	Files, FilesFree   uint64
+}
+
+// diskEnv is how the check sees the machine; tests give it fixed numbers.
+type diskEnv struct {
+	mounts func(ctx context.Context) ([]diskMount, error)
+	usage  func(ctx context.Context, dir string) (diskUsage, error)
+	stat   func(ctx context.Context, path string) error
+}
+
+var diskSystem = diskEnv{mounts: diskSystemMounts, usage: diskSystemUsage, stat: diskSystemStat}
+
+func diskSystemMounts(ctx context.Context) ([]diskMount, error) {
+	parts, err := disk.PartitionsWithContext(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("read the mount table: %w", err)
+	}
+	mounts := make([]diskMount, len(parts))
+	for i, p := range parts {
+		mounts[i] = diskMount{Device: p.Device, Dir: p.Mountpoint, Type: p.Fstype}
+	}
+	return mounts, nil
+}
+
+// diskStatfsCalls and diskStatCalls hold the file-system calls still running.
+var (
+	diskStatfsCalls diskCalls[diskUsage]
+	diskStatCalls   diskCalls[struct{}]
+)
+
+func diskSystemUsage(ctx context.Context, dir string) (diskUsage, error) {
+	return diskStatfsCalls.do(ctx, dir, func() (diskUsage, error) {
+		u, err := disk.UsageWithContext(context.WithoutCancel(ctx), dir)
+		if err != nil {
+			return diskUsage{}, fmt.Errorf("statfs %s: %w", dir, err)
+		}
+		return diskUsage{
+			Total: u.Total, Free: u.Total - u.Used, Avail: u.Free,
+			Files: u.InodesTotal, FilesFree: u.InodesFree,
+		}, nil
+	})
+}
+
+func diskSystemStat(ctx context.Context, path string) error {
+	_, err := diskStatCalls.do(ctx, path, func() (struct{}, error) {
+		_, err := os.Stat(path)
+		return struct{}{}, err
+	})
+	return err
+}
+
+// diskCalls runs calls that a dead NFS server can hang for good in their
+// own goroutine, so that a check can give up on them when its context ends;
+// the goroutine ends when the call returns. At most one call per key runs:
+// callers that come while it hangs wait for its answer rather than pinning
+// one more OS thread each.
+type diskCalls[T any] struct {
+	mu    sync.Mutex
+	calls map[string]*diskCall[T]
+}
+
+type diskCall[T any] struct {
+	done chan struct{}
+	val  T
+	err  error
+}
+
+func (b *diskCalls[T]) do(ctx context.Context, key string, fn func() (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	b.mu.Lock()
+	call, running := b.calls[key]
+	if !running {
+		call = &diskCall[T]{done: make(chan struct{})}
+		if b.calls == nil {
+			b.calls = map[string]*diskCall[T]{}
+		}
+		b.calls[key] = call
+		go func() {
+			defer close(call.done)
+			defer func() {
+				if p := recover(); p != nil {
+					call.err = fmt.Errorf("%s: %v", key, p)
+				}
+				b.mu.Lock()
+				delete(b.calls, key)
+				b.mu.Unlock()
+			}()
+			call.val, call.err = fn()
+		}()
+	}
+	b.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.val, call.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// diskAbort ends a run early with one line, as check_disk's die() does.
+type diskAbort struct{ r nagios.Result }
+
+func (e *diskAbort) Error() string { return e.r.Output }
+
+func diskAbortf(state nagios.State, format string, args ...any) error {
+	return &diskAbort{nagios.Resultf(state, format, args...)}
+}
+
+// diskEntry is one selected path, as check_disk's parameter_list.
+type diskEntry struct {
+	name   string
+	limits diskLimits
+	group  string
+	mount  *diskMount // the best match; nil until found
+}
+
+// diskRun is the state of one run: the mount table read once, statfs
+// answers cached, and the selected paths.
+type diskRun struct {
+	c       *diskCheck
+	ctx     context.Context
+	mounts  []diskMount
+	usages  map[string]diskUsageAnswer
+	entries []*diskEntry
+}
+
+type diskUsageAnswer struct {
+	u   diskUsage
+	err error
+}
+
+// Run replays the path selections on the current mount table and judges
+// each selected file system; a dead mount costs at most the context's time.
+func (c *diskCheck) Run(ctx context.Context) nagios.Result {
+	r, err := c.run(ctx)
+	if err == nil {
+		return r
+	}
+	var abort *diskAbort
+	switch {
+	case errors.As(err, &abort):
+		return abort.r
+	case ctx.Err() != nil:
+		return nagios.Resultf(c.timeout.state, "DISK %s - %v", c.timeout.state, err)
+	}
+	return nagios.Resultf(nagios.Unknown, "DISK UNKNOWN - %v", err)
+}
+
+func (c *diskCheck) run(ctx context.Context) (nagios.Result, error) {
+	mounts, err := c.env.mounts(ctx)
+	if err != nil {
+		return nagios.Result{}, err
+	}
+	dr := &diskRun{c: c, ctx: ctx, mounts: mounts, usages: map[string]diskUsageAnswer{}}
+	for _, op := range c.ops {
+		if err := dr.apply(op); err != nil {
+			return nagios.Result{}, err
+		}
+	}
+	if err := dr.matchAll(c.exact); err != nil {
+		return nagios.Result{}, err
+	}
+	for _, e := range dr.entries {
+		if e.mount == nil {
+			return nagios.Result{}, diskAbortf(nagios.Critical, "DISK CRITICAL: %s not found", e.name)
+		}
+	}
+	rows, err := dr.measure()
+	if err != nil {
+		return nagios.Result{}, err
+	}
+	return c.report(rows), nil
+}
+
+func (dr *diskRun) usage(dir string) (diskUsage, error) {
+	if a, ok := dr.usages[dir]; ok {
+		return a.u, a.err
+	}
+	u, err := dr.c.env.usage(dr.ctx, dir)
+	if dr.ctx.Err() != nil {
+		return u, err
+	}
+	dr.usages[dir] = diskUsageAnswer{u, err}
+	return u, err
+}
+
+// stat checks that a path answers, as check_disk does before it trusts a
+// mount: a failure ends the run CRITICAL.
+func (dr *diskRun) stat(path string) error {
+	err := dr.c.env.stat(dr.ctx, path)
+	if err == nil || dr.ctx.Err() != nil {
+		return err
+	}
+	return diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", path, diskStrerror(err))
+}
+
+// diskStrerror writes err as C's diskStrerror does, which the twin prints.
+func diskStrerror(err error) string {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err.Error()
+	}
+	s := errno.Error()
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func (dr *diskRun) find(name string) *diskEntry {
+	for _, e := range dr.entries {
+		if e.name == name {
+			return e
+		}
+	}
+	e := &diskEntry{name: name}
+	dr.entries = append(dr.entries, e)
+	return e
+}
+
+func (dr *diskRun) apply(op diskOp) error {
+	switch op.kind {
+	case diskOpPath:
+		e := dr.find(op.name)
+		e.limits, e.group = op.limits, op.group
+		if err := dr.stat(op.name); err != nil {
+			return err
+		}
+		return dr.matchAll(op.exact)
+	case diskOpRegex:
+		found := false
+		for i := range dr.mounts {
+			m := &dr.mounts[i]
+			if op.re.MatchString(m.Device) || op.re.MatchString(m.Dir) {
+				found = true
+				e := dr.find(m.Dir)
+				e.limits, e.group = op.limits, op.group
+			}
+		}
+		if !found {
+			return diskAbortf(nagios.Unknown, "DISK UNKNOWN: Regular expression did not match any path or disk - %s", op.name)
+		}
+		return dr.matchAll(op.exact)
+	case diskOpIgnore:
+		kept := dr.entries[:0]
+		for _, e := range dr.entries {
+			if e.mount == nil || !(op.re.MatchString(e.mount.Device) || op.re.MatchString(e.mount.Dir)) {
+				kept = append(kept, e)
+			}
+		}
+		clear(dr.entries[len(kept):])
+		dr.entries = kept
+	case diskOpAll:
+		for i := range dr.mounts {
+			e := dr.find(dr.mounts[i].Dir)
+			e.mount, e.limits, e.group = &dr.mounts[i], op.limits, op.group
+		}
+	}
+	return nil
+}
+
+// matchAll finds the mount of every path that has none yet.
+func (dr *diskRun) matchAll(exact bool) error {
+	for _, e := range dr.entries {
+		if e.mount != nil {
+			continue
+		}
+		m, err := dr.bestMatch(e.name, exact)
+		if err != nil {
+			return err
+		}
+		e.mount = m
+	}
+	return nil
+}
+
+// bestMatch is check_disk's np_set_best_match: the last mount whose device
+// is name, else the mount with the longest directory that is a prefix of
+// name (byte-wise, not by path components, as check_disk does), skipping
+// mounts whose statfs fails.
+func (dr *diskRun) bestMatch(name string, exact bool) (*diskMount, error) {
+	var best *diskMount
+	usable := func(m *diskMount) (bool, error) {
+		_, err := dr.usage(m.Dir)
+		if err != nil && dr.ctx.Err() != nil {
+			return false, err
+		}
+		return err == nil, nil
+	}
+	for i := range dr.mounts {
+		m := &dr.mounts[i]
+		if m.Device != name {
+			continue
+		}
+		ok, err := usable(m)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			best = m
+		}
+	}
+	if best != nil {
+		return best, nil
+	}
+	bestLen := 0
+	for i := range dr.mounts {
+		m := &dr.mounts[i]
+		n := len(m.Dir)
+		if exact && m.Dir != name ||
+			!exact && !(bestLen <= n && n <= len(name) && (n == 1 || strings.HasPrefix(name, m.Dir))) {
+			continue
+		}
+		ok, err := usable(m)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			best, bestLen = m, n
+		}
+	}
+	return best, nil
+}
+
+// diskRow is one line of the report: a file system, or a group's sum.
+type diskRow struct {
+	label  string
+	limits diskLimits
+	stats  diskStats
+}
+
+// measure walks the selected paths as check_disk's main loop does: each
+// mount once, filters first, groups summed on their first member.
+func (dr *diskRun) measure() ([]diskRow, error) {
+	c := dr.c
+	seen := map[string]bool{}
+	var rows []diskRow
+	for _, e := range dr.entries {
+		m := e.mount
+		if seen[m.Dir] {
+			continue
+		}
+		seen[m.Dir] = true
+		if e.group == "" {
+			if c.local && m.remote() {
+				if c.statRemote {
+					if err := dr.stat(e.name); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			if c.excludeTypes[m.Type] || c.excludeDevices[m.Device] || c.excludeDevices[m.Dir] ||
+				len(c.includeTypes) > 0 && !c.includeTypes[m.Type] {
+				continue
+			}
+		}
+		if err := dr.stat(e.name); err != nil {
+			return nil, err
+		}
+		u, err := dr.usage(m.Dir)
+		if err != nil {
+			if dr.ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", m.Dir, diskStrerror(err))
+		}
+		if u.Total == 0 || m.Dir == "none" {
+			continue
+		}
+		row := diskRow{label: m.Dir, limits: e.limits}
+		if c.showDevice {
+			row.label = m.Device
+		}
+		if e.group == "" {
+			row.stats = c.pathStats(u)
+		} else {
+			row.label = e.group
+			if row.stats, err = dr.groupStats(e.group, seen); err != nil {
+				return nil, err
+			}
+		}
+		row.stats.percents()
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// groupStats sums the file systems of every path in the group, a path
+// counted as often as it was selected, as check_disk does.
+func (dr *diskRun) groupStats(group string, seen map[string]bool) (diskStats, error) {
+	var sum diskStats
+	for _, e := range dr.entries {
+		if e.group != group {
+			continue
+		}
+		if err := dr.stat(e.name); err != nil {
+			return sum, err
+		}
+		u, err := dr.usage(e.mount.Dir)
+		if err != nil {
+			if dr.ctx.Err() != nil {
+				return sum, err
+			}
+			return sum, diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", e.mount.Dir, diskStrerror(err))
+		}
+		sum.add(dr.c.pathStats(u))
+		seen[e.mount.Dir] = true
+	}
+	return sum, nil
+}
+
+// diskStats is check_disk's arithmetic on one statfs, or on a group's sum:
+// bytes for the percentages, whole units (rounded down) for the rest.
+type diskStats struct {
+	used, avail                        uint64 // bytes
+	usedUnits, freeUnits, totalUnits   uint64
+	inodesTotal, inodesFree, inodesUse uint64
+	usedPct, freePct                   float64
+	usedInodePct, freeInodePct         float64
+}
+
+func (c *diskCheck) pathStats(u diskUsage) diskStats {
+	s := diskStats{
+		used:  diskSub(u.Total, u.Free),
+		avail: u.Avail,
+	}
+	total := u.Total
+	if c.ignoreReserved {
+		total = diskSub(u.Total, u.Free) + u.Avail
+	}
+	s.usedUnits, s.freeUnits, s.totalUnits = s.used/c.mult, s.avail/c.mult, total/c.mult
+	s.inodesTotal, s.inodesFree, s.inodesUse = u.Files, u.FilesFree, diskSub(u.Files, u.FilesFree)
+	return s
+}
+
+func (s *diskStats) add(o diskStats) {
+	s.used += o.used
+	s.avail += o.avail
+	s.usedUnits += o.usedUnits
+	s.freeUnits += o.freeUnits
+	s.totalUnits += o.totalUnits
+	s.inodesTotal += o.inodesTotal
+	s.inodesFree += o.inodesFree
+	s.inodesUse += o.inodesUse
+}
+
+func (s *diskStats) percents() {
+	s.usedPct = diskPercent(s.used, s.used+s.avail)
+	s.freePct = 100 - s.usedPct
+	s.usedInodePct = diskPercent(diskSub(s.inodesTotal, s.inodesFree), s.inodesTotal)
+	s.freeInodePct = 100 - s.usedInodePct
+}
+
+func diskSub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
+}
+
+// diskPercent is coreutils df's percentage, which check_disk uses: rounded
+// up to a whole number, -1 when there is no total.
+func diskPercent(value, total uint64) float64 {
+	if total == 0 {
+		return -1
+	}
+	hi, lo := bits.Mul64(value, 100)
+	if hi < total {
+		q, r := bits.Div64(hi, lo, total)
+		if r != 0 {
+			q++
+		}
+		return float64(q)
+	}
+	return math.Ceil(float64(value) * 100 / float64(total))
+}
+
+// state judges one row on free units, free percent and free inodes.
+func (c *diskCheck) state(r diskRow) nagios.State {
+	return nagios.Worst(
+		r.limits.freeUnits.State(float64(r.stats.freeUnits)),
+		r.limits.freePercent.State(r.stats.freePct),
+		r.limits.freeInodes.State(r.stats.freeInodePct),
+	)
+}
+
+// report writes the rows as check_disk does: free space in the status line,
+// used bytes in the perfdata, with the thresholds turned into used bytes.
+func (c *diskCheck) report(rows []diskRow) nagios.Result {
+	result := nagios.Unknown
+	var text strings.Builder
+	var perf []nagios.Perf
+	for i, r := range rows {
+		st := c.state(r)
+		if i == 0 {
+			result = st
+		} else {
+			result = nagios.Worst(result, st)
+		}
+		perf = append(perf, c.spacePerf(r))
+		if c.inodesInPerf {
+			perf = append(perf, diskInodePerf(r))
+		}
+		if st == nagios.OK && c.errorsOnly && c.verbose == 0 {
+			continue
+		}
+		marked := st != nagios.OK && c.verbose >= 1
+		if marked {
+			fmt.Fprintf(&text, " %s [", st)
+		}
+		fmt.Fprintf(&text, " %s %d%s (%.0f%%", r.label, r.stats.freeUnits, c.units, r.stats.freePct)
+		switch {
+		case r.stats.usedInodePct < 0:
+			// check_disk closes the bracket here whether it opened one or not.
+			text.WriteString(" inode=-)")
+			if st != nagios.OK {
+				text.WriteString("]")
+			}
+		default:
+			fmt.Fprintf(&text, " inode=%.0f%%)", r.stats.freeInodePct)
+			if marked {
+				text.WriteString("]")
+			}
+		}
+		text.WriteString(";")
+	}
+	preamble := " - free space:"
+	if c.errorsOnly && result == nagios.OK {
+		preamble = ""
+	}
+	return nagios.Result{State: result, Output: "DISK " + result.String() + preamble + text.String(), Perf: perf}
+}
+
+func (c *diskCheck) spacePerf(r diskRow) nagios.Perf {
+	s := r.stats
+	total := s.totalUnits * c.mult
+	tide := func(units, percent *nagios.Range) *nagios.Range {
+		if units == nil && percent == nil {
+			return nil
+		}
+		t := uint64(math.MaxUint64)
+		if units != nil {
+			t = diskUsedBytes((float64(s.totalUnits) - diskRangeEnd(units)) * float64(c.mult))
+		}
+		if percent != nil {
+			t = min(t, diskUsedBytes((1-diskRangeEnd(percent)/100)*float64(total)))
+		}
+		return &nagios.Range{End: float64(t)}
+	}
+	return nagios.Perf{
+		Label: r.label, Value: float64(s.usedUnits * c.mult), UOM: "B",
+		Warn: tide(r.limits.freeUnits.Warn, r.limits.freePercent.Warn),
+		Crit: tide(r.limits.freeUnits.Crit, r.limits.freePercent.Crit),
+		Min:  nagios.Float(0), Max: nagios.Float(float64(total)),
+	}
+}
+
+func diskInodePerf(r diskRow) nagios.Perf {
+	s := r.stats
+	tide := func(free *nagios.Range) *nagios.Range {
+		if free == nil {
+			return nil
+		}
+		t := math.Abs(math.Min(math.MaxUint64, (1-diskRangeEnd(free)/100)*float64(s.inodesTotal)))
+		return &nagios.Range{End: math.Trunc(t)}
+	}
+	return nagios.Perf{
+		Label: r.label + " (inodes)", Value: float64(s.inodesUse),
+		Warn: tide(r.limits.freeInodes.Warn), Crit: tide(r.limits.freeInodes.Crit),
+		Min: nagios.Float(0), Max: nagios.Float(float64(s.inodesTotal)),
+	}
+}
+
+// diskRangeEnd is the upper bound check_disk reads from a range: 0 when open,
+// as its range parser leaves it.
+func diskRangeEnd(r *nagios.Range) float64 {
+	if math.IsInf(r.End, 1) {
+		return 0
+	}
+	return r.End
+}
+
+// diskUsedBytes turns a used-space threshold into whole bytes. A threshold
+// above the size of the file system would be negative; check_disk prints
+// that wrapped around 2^64, we print 0, which alerts just the same.
+func diskUsedBytes(v float64) uint64 {
+	if v <= 0 || math.IsNaN(v) {
+		return 0
+	}
+	if v >= math.MaxUint64 {
+		return math.MaxUint64
+	}
+	return uint64(v)
+}
