@@ -45,9 +45,19 @@ func Run(ctx context.Context, name string, c Check) nagios.Result {
 	}
 }
 
+type standaloneKey struct{}
+
+// Standalone reports whether the check runs in a process started to run it
+// once (Main), rather than inside a long-lived one such as the agent.
+func Standalone(ctx context.Context) bool {
+	b, _ := ctx.Value(standaloneKey{}).(bool)
+	return b
+}
+
 // Main runs the check named name as a plugin: it parses args, runs the check,
 // prints the result on stdout and returns the exit code.
 func Main(ctx context.Context, name string, args []string, stdout io.Writer) int {
+	ctx = context.WithValue(ctx, standaloneKey{}, true)
 	spec, ok := Lookup(name)
 	if !ok {
 		fmt.Fprintf(stdout, "UNKNOWN - no check named %q (immune check --list shows them)\n", name)
