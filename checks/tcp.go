@@ -1,0 +1,578 @@
+package checks
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/immune-ops/immune/nagios"
+)
+
+func init() {
+	Register(Spec{
+		Name:    "check_tcp",
+		Summary: "TCP connection: response time, optional send/expect/quit strings and TLS",
+		New:     newTCP,
+	})
+}
+
+// tcpReadIdle is how long check_tcp waits for more of a response that has
+// not matched yet, as the twin's READ_TIMEOUT does.
+const tcpReadIdle = 2 * time.Second
+
+// tcpReadChunk is the twin's receive buffer: -m counts in reads of this size.
+const tcpReadChunk = 1024
+
+// tcpResponseLimit bounds what we hold of a response that never matches:
+// past it the response is judged as it stands.
+const tcpResponseLimit = 1 << 20
+
+type tcpCheck struct {
+	host      string
+	hostGiven bool // -H was used; a positional host is not named in the output
+	port      int
+	network   string
+	send      string
+	quit      string
+	expect    []string
+	expectAll bool
+	refuse    nagios.State
+	mismatch  nagios.State
+	hide      bool
+	maxBytes  int
+	delay     time.Duration
+	warn      float64
+	crit      float64
+	warnSet   bool
+	critSet   bool
+	useTLS    bool
+	sni       string
+	checkCert bool
+	certDays  npCertDays
+	timeout   *timeoutFlag
+}
+
+func newTCP(args []string) (Check, error) {
+	f := newFlags("check_tcp", "-H host -p port [-w <warning time>] [-c <critical time>] [-s <send string>]\n"+
+		"[-e <expect string>] [-q <quit string>][-m <maximum bytes>] [-d <delay>]\n"+
+		"[-t <timeout seconds>] [-r <refuse state>] [-M <mismatch state>] [-4] [-6] [-j]\n"+
+		"[-D <warn days cert expire>[,<crit days cert expire>]] [-S <use SSL>] [-E]",
+		"This plugin tests TCP connections with the specified host (or unix socket).")
+	c := &tcpCheck{host: "127.0.0.1", network: "tcp", refuse: nagios.Critical, mismatch: nagios.Warning}
+	host := f.StringP("hostname", "H", "", "Host name, IP Address, or unix socket (must be an absolute path)")
+	port := f.StringP("port", "p", "", "Port number (default: none)")
+	f.BoolFuncP("use-ipv4", "4", "Use IPv4 connection", func(string) error { c.network = "tcp4"; return nil })
+	f.BoolFuncP("use-ipv6", "6", "Use IPv6 connection", func(string) error { c.network = "tcp6"; return nil })
+	// -E changes only the -s and -q options after it, as in the twin.
+	escape := false
+	f.BoolFuncP("escape", "E", `Can use \n, \r, \t or \\ in send or quit string. Must come before send or quit option`,
+		func(string) error { escape = true; return nil })
+	f.FuncP("send", "s", "String to send to the server", func(s string) error {
+		if escape {
+			s = unescapeNP(s)
+		}
+		c.send = s
+		return nil
+	})
+	f.StringArrayVarP(&c.expect, "expect", "e", nil, "String to expect in server response (may be repeated)")
+	f.BoolVarP(&c.expectAll, "all", "A", false, "All expect strings need to occur in server response. Default is any")
+	f.FuncP("quit", "q", "String to send server to initiate a clean close of the connection", func(s string) error {
+		if escape {
+			c.quit = unescapeNP(s)
+		} else {
+			c.quit = s + "\r\n"
+		}
+		return nil
+	})
+	refuse := f.StringP("refuse", "r", "crit", "Accept TCP refusals with states ok, warn, crit")
+	mismatch := f.StringP("mismatch", "M", "warn", "Accept expected string mismatches with states ok, warn, crit")
+	f.BoolVarP(&c.hide, "jail", "j", false, "Hide output from TCP socket")
+	maxBytes := f.StringP("maxbytes", "m", "", "Close connection once more than this number of bytes are received")
+	delay := f.StringP("delay", "d", "", "Seconds to wait between sending string and polling for response")
+	certFlag := f.StringP("certificate", "D", "", "Minimum number of days a certificate has to be valid: WARN[,CRIT] (CRIT default 0)")
+	f.BoolVarP(&c.useTLS, "ssl", "S", false, "Use SSL for the connection.")
+	f.StringVar(&c.sni, "sni", "", "SSL server_name")
+	warn := f.StringP("warning", "w", "", "Response time to result in warning status (seconds)")
+	crit := f.StringP("critical", "c", "", "Response time to result in critical status (seconds)")
+	c.timeout = f.timeout(10, nagios.Critical)
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+
+	if f.Changed("hostname") {
+		c.host, c.hostGiven = *host, true
+	}
+	switch rest := f.Args(); {
+	case len(rest) > 1 || (len(rest) == 1 && c.hostGiven):
+		return nil, f.failf("unexpected argument %q", rest[len(rest)-1])
+	case len(rest) == 1:
+		c.host = rest[0]
+	}
+	if c.host == "" {
+		return nil, f.failf("-H: you must provide a server address")
+	}
+	var err error
+	if f.Changed("port") {
+		if c.port, err = npPositiveInt(*port); err != nil || c.port > 65535 {
+			return nil, f.failf("-p %q: port must be an integer from 1 to 65535", *port)
+		}
+	}
+	if c.refuse, err = parseNPState(*refuse); err != nil {
+		return nil, f.failf("-r %q: refuse must be one of ok, warn, crit", *refuse)
+	}
+	if c.mismatch, err = parseNPState(*mismatch); err != nil {
+		return nil, f.failf("-M %q: mismatch must be one of ok, warn, crit", *mismatch)
+	}
+	if f.Changed("maxbytes") {
+		if c.maxBytes, err = npPositiveInt(*maxBytes); err != nil {
+			return nil, f.failf("-m %q: maxbytes must be a positive integer", *maxBytes)
+		}
+	}
+	if f.Changed("delay") {
+		n, err := npPositiveInt(*delay)
+		if err != nil {
+			return nil, f.failf("-d %q: delay must be a positive integer", *delay)
+		}
+		c.delay = time.Duration(n) * time.Second
+	}
+	if f.Changed("certificate") {
+		if c.certDays, err = npParseCertDays(*certFlag); err != nil {
+			return nil, f.failf("-D %q: %v", *certFlag, err)
+		}
+		c.checkCert, c.useTLS = true, true
+	}
+	if f.Changed("sni") {
+		c.useTLS = true
+	}
+	if f.Changed("warning") {
+		if c.warn, err = npSeconds(*warn); err != nil {
+			return nil, f.failf("-w %q: warning time must be a number of seconds", *warn)
+		}
+		c.warnSet = true
+	}
+	if f.Changed("critical") {
+		if c.crit, err = npSeconds(*crit); err != nil {
+			return nil, f.failf("-c %q: critical time must be a number of seconds", *crit)
+		}
+		c.critSet = true
+	}
+	return c, nil
+}
+
+// npPositiveInt reads an integer above zero.
+func npPositiveInt(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive integer", s)
+	}
+	return n, nil
+}
+
+// npSeconds reads a finite number of seconds.
+func npSeconds(s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return v, nil
+}
+
+// parseNPState reads the -r and -M values. Like the twin it looks only at
+// the start of the word, so "warning" and "critical" work too.
+func parseNPState(s string) (nagios.State, error) {
+	switch {
+	case strings.HasPrefix(s, "ok"):
+		return nagios.OK, nil
+	case strings.HasPrefix(s, "warn"):
+		return nagios.Warning, nil
+	case strings.HasPrefix(s, "crit"):
+		return nagios.Critical, nil
+	}
+	return nagios.Unknown, fmt.Errorf("%q is not ok, warn or crit", s)
+}
+
+// unescapeNP turns \n, \r, \t and \\ into the characters they name; any
+// other escaped character stands for itself, as np_escaped_string does.
+func unescapeNP(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// Timeout is the -t option; Run keeps to it as well.
+func (c *tcpCheck) Timeout() time.Duration { return c.timeout.d }
+
+func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout.d)
+	defer cancel()
+	start := time.Now()
+	conn, err := dialNP(ctx, c.network, c.host, c.port)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return npSocketTimeout(c.timeout)
+		case npUnresolvable(err):
+			return nagios.Resultf(nagios.Critical, "TCP CRITICAL - Invalid hostname, address or socket: %s", c.host)
+		}
+		// Any failure to connect, not only a refusal, takes the -r state in the twin.
+		return nagios.Resultf(c.refuse, "%s", npConnectFailure(c.host, c.port, err))
+	}
+	defer conn.Close()
+	// Closing the socket when ctx ends unblocks any read or write at once,
+	// whatever deadline the read loop has set since.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
+
+	var rw io.ReadWriter = conn
+	var certLine string
+	if c.useTLS {
+		tc, err := npTLSHandshake(ctx, conn, &tls.Config{InsecureSkipVerify: true, ServerName: c.sni})
+		if err != nil {
+			if ctx.Err() != nil {
+				return npSocketTimeout(c.timeout)
+			}
+			return npTLSFailure(err)
+		}
+		if c.checkCert {
+			r := npCertExpiry(tc.ConnectionState().PeerCertificates, c.certDays, time.Now())
+			if r.State != nagios.OK {
+				return r
+			}
+			certLine = r.Output + "\n"
+		}
+		rw = tc
+	}
+
+	// Write errors show up as a failed read, as in the twin, which does not
+	// check its sends.
+	if c.send != "" {
+		_, _ = io.WriteString(rw, c.send)
+	}
+	if c.delay > 0 {
+		select {
+		case <-ctx.Done():
+			return npSocketTimeout(c.timeout)
+		case <-time.After(c.delay):
+		}
+		start = start.Add(c.delay)
+	}
+
+	match := tcpExpectNone
+	var got []byte
+	if len(c.expect) > 0 {
+		deadline, _ := ctx.Deadline()
+		buf := make([]byte, tcpReadChunk)
+		for {
+			n, err := rw.Read(buf)
+			got = append(got, buf[:n]...)
+			if n > 0 {
+				// Like the twin, stop before judging: a first read that
+				// fills -m leaves the response unjudged, and so accepted.
+				if c.maxBytes > 0 && len(got) >= c.maxBytes {
+					break
+				}
+				if match = tcpExpectMatch(npCString(got), c.expect, c.expectAll); match != tcpExpectRetry || len(got) >= tcpResponseLimit {
+					break
+				}
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return npSocketTimeout(c.timeout)
+				}
+				// The end of the stream, or no more data within tcpReadIdle.
+				break
+			}
+			if err := conn.SetReadDeadline(npEarliest(deadline, time.Now().Add(tcpReadIdle))); err != nil {
+				break
+			}
+		}
+		if match == tcpExpectRetry {
+			match = tcpExpectFailed
+		}
+		if len(got) == 0 {
+			return nagios.Resultf(nagios.Critical, "No data received from host")
+		}
+	}
+	if c.quit != "" {
+		_, _ = io.WriteString(rw, c.quit)
+	}
+	conn.Close()
+	elapsed := time.Since(start).Seconds()
+	return c.judge(elapsed, match, got, certLine)
+}
+
+// judge builds the twin's result from what one connection gave.
+func (c *tcpCheck) judge(elapsed float64, match tcpExpectResult, got []byte, certLine string) nagios.Result {
+	state := nagios.OK
+	switch {
+	case c.critSet && elapsed > c.crit:
+		state = nagios.Critical
+	case c.warnSet && elapsed > c.warn:
+		state = nagios.Warning
+	}
+	failed := match == tcpExpectFailed
+	if failed && state != nagios.Critical {
+		state = c.mismatch
+	}
+	text, shown := tcpTrimResponse(got)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "%sTCP %s - ", certLine, state)
+	if failed && shown && !c.hide {
+		b.WriteString("Unexpected response from host/socket: " + text)
+	} else {
+		if failed {
+			b.WriteString("Unexpected response from host/socket on ")
+		} else {
+			fmt.Fprintf(&b, "%.3f second response time on ", elapsed)
+		}
+		switch {
+		case npIsSocket(c.host):
+			b.WriteString("socket " + c.host)
+		case c.hostGiven:
+			fmt.Fprintf(&b, "%s port %d", c.host, c.port)
+		default:
+			fmt.Fprintf(&b, "port %d", c.port)
+		}
+	}
+	if !failed && !c.hide && shown {
+		b.WriteString(" [" + text + "]")
+	}
+
+	p := nagios.Perf{Label: "time", Value: elapsed, UOM: "s", Precision: 6,
+		Min: nagios.Float(0), Max: nagios.Float(c.timeout.d.Seconds())}
+	// A mismatch zeroes the thresholds in the twin's perfdata.
+	if c.warnSet {
+		p.Warn = &nagios.Range{End: c.warn}
+		if failed {
+			p.Warn = &nagios.Range{}
+		}
+	}
+	if c.critSet {
+		p.Crit = &nagios.Range{End: c.crit}
+		if failed {
+			p.Crit = &nagios.Range{}
+		}
+	}
+	return nagios.Result{State: state, Output: b.String(), Perf: []nagios.Perf{p}}
+}
+
+// tcpExpectResult is how a response compares with the -e strings.
+type tcpExpectResult int
+
+const (
+	tcpExpectNone   tcpExpectResult = iota // nothing judged: no -e, or -m stopped the first read
+	tcpExpectRetry                         // no match yet: read on
+	tcpExpectFailed                        // the response ended without a match
+	tcpExpectMatched
+)
+
+// tcpExpectMatch looks for the expected strings anywhere in the response:
+// one is enough, or all of them with -A.
+func tcpExpectMatch(got string, expect []string, all bool) tcpExpectResult {
+	found := 0
+	for _, e := range expect {
+		if strings.Contains(got, e) {
+			found++
+		}
+	}
+	if (all && found == len(expect)) || (!all && found > 0) {
+		return tcpExpectMatched
+	}
+	return tcpExpectRetry
+}
+
+// npCString is b as the twin's C string functions see it: up to the first NUL.
+func npCString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// tcpTrimResponse strips trailing white space from the response as the twin
+// does, quirks included: the first byte is never looked at, and a
+// response left with a single byte counts as empty (shown is false).
+func tcpTrimResponse(got []byte) (text string, shown bool) {
+	n := len(got) - 1
+	for n > 0 && npIsSpace(got[n]) {
+		n--
+	}
+	if n <= 0 {
+		return "", false
+	}
+	return npCString(got[:n+1]), true
+}
+
+func npIsSpace(b byte) bool {
+	switch b {
+	case ' ', '\t', '\n', '\v', '\f', '\r':
+		return true
+	}
+	return false
+}
+
+func npEarliest(a, b time.Time) time.Time {
+	if !a.IsZero() && a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// npIsSocket reports whether a host is a unix socket path, which the
+// twins take any host starting with '/' to be.
+func npIsSocket(host string) bool { return strings.HasPrefix(host, "/") }
+
+// dialNP connects as the twins' np_net_connect does: to a unix socket for
+// a path, else to host:port, with an IPv6 address optionally in brackets.
+func dialNP(ctx context.Context, network, host string, port int) (net.Conn, error) {
+	var d net.Dialer
+	if npIsSocket(host) {
+		return d.DialContext(ctx, "unix", host)
+	}
+	h := host
+	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	return d.DialContext(ctx, network, net.JoinHostPort(h, strconv.Itoa(port)))
+}
+
+// npUnresolvable reports whether a dial failed on the host's name or
+// address itself, before any connection was tried.
+func npUnresolvable(err error) bool {
+	var dnsErr *net.DNSError
+	var addrErr *net.AddrError
+	return errors.As(err, &dnsErr) || errors.As(err, &addrErr)
+}
+
+// npConnectFailure is the line the twins print when they cannot connect.
+func npConnectFailure(host string, port int, err error) string {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr) && (dnsErr.IsTimeout || dnsErr.IsTemporary):
+		return "Temporary failure in name resolution"
+	case npUnresolvable(err):
+		// The twins print getaddrinfo's own words.
+		return "Name or service not known"
+	case npIsSocket(host):
+		return fmt.Sprintf("connect to file socket %s: %s", host, npStrerror(err))
+	}
+	return fmt.Sprintf("connect to address %s and port %d: %s", host, port, npStrerror(err))
+}
+
+// npStrerror words a system error as the C library does ("Connection
+// refused"); Go's texts are the same, lowercased.
+func npStrerror(err error) string {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err.Error()
+	}
+	s := errno.Error()
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// npSocketTimeout is what the twins' alarm handler prints when -t runs out.
+func npSocketTimeout(t *timeoutFlag) nagios.Result {
+	return nagios.Resultf(t.state, "%s - Socket timeout after %s seconds",
+		t.state, strconv.FormatFloat(t.d.Seconds(), 'f', -1, 64))
+}
+
+// npTLSHandshake starts TLS over conn within ctx.
+func npTLSHandshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
+}
+
+// npTLSFailure is the twins' result for a failed handshake; the library's
+// reason goes in the long output, as OpenSSL's error lines do in theirs.
+func npTLSFailure(err error) nagios.Result {
+	r := nagios.Resultf(nagios.Critical, "CRITICAL - Cannot make SSL connection.")
+	r.Long = err.Error()
+	return r
+}
+
+// npCertDays are the -C/-D thresholds: days a certificate must still be valid.
+type npCertDays struct{ warn, crit int }
+
+// npParseCertDays reads "WARN" or "WARN,CRIT"; CRIT defaults to 0.
+func npParseCertDays(s string) (npCertDays, error) {
+	warn, crit, hasCrit := strings.Cut(s, ",")
+	var d npCertDays
+	var err error
+	if d.warn, err = strconv.Atoi(strings.TrimSpace(warn)); err != nil || d.warn < 0 {
+		return d, fmt.Errorf("invalid certificate expiration period %q", warn)
+	}
+	if hasCrit {
+		if d.crit, err = strconv.Atoi(strings.TrimSpace(crit)); err != nil || d.crit < 0 {
+			return d, fmt.Errorf("invalid certificate expiration period %q", crit)
+		}
+	}
+	return d, nil
+}
+
+// npCertExpiry judges the server certificate's expiry as the twins'
+// np_net_ssl_check_certificate does, in its words.
+func npCertExpiry(chain []*x509.Certificate, days npCertDays, now time.Time) nagios.Result {
+	if len(chain) == 0 {
+		return nagios.Resultf(nagios.Critical, "CRITICAL - Cannot retrieve server certificate.")
+	}
+	cert := chain[0]
+	cn := cert.Subject.CommonName
+	if cn == "" {
+		cn = "Unknown CN"
+	}
+	// The twin keeps the time left in a C float, and truncates days toward zero.
+	left := float64(float32(cert.NotAfter.Sub(now).Seconds()))
+	daysLeft := int(left / 86400)
+	stamp := cert.NotAfter.UTC().Format("Mon Jan _2 15:04:05 2006 -0700")
+	closeState := nagios.Critical
+	if daysLeft > days.crit {
+		closeState = nagios.Warning
+	}
+	switch {
+	case daysLeft > 0 && daysLeft <= days.warn:
+		return nagios.Resultf(closeState, "%s - Certificate '%s' expires in %d day(s) (%s).", closeState, cn, daysLeft, stamp)
+	case daysLeft == 0 && left > 0:
+		n, unit := int(left)/60, "minutes"
+		if left >= 3600 {
+			n, unit = int(left)/3600, "hours"
+		}
+		return nagios.Resultf(closeState, "%s - Certificate '%s' expires in %d %s (%s)", closeState, cn, n, unit, stamp)
+	case left < 0:
+		return nagios.Resultf(nagios.Critical, "CRITICAL - Certificate '%s' expired on %s.", cn, stamp)
+	case daysLeft == 0:
+		return nagios.Resultf(closeState, "%s - Certificate '%s' just expired (%s).", closeState, cn, stamp)
+	}
+	return nagios.Resultf(nagios.OK, "OK - Certificate '%s' will expire on %s.", cn, stamp)
+}
