@@ -8,13 +8,23 @@ BIN       := bin
 TEST_PKGS := monitoring-plugins
 export IMMUNE_REQUIRE_REAL ?= 1
 
-.PHONY: all build test deps bench vet fuzz clean
+.PHONY: all build demo test deps bench vet fuzz clean
 
 all: build
 
+# A static binary: a plugin run skips the dynamic loader, which is most of
+# what separates a Go plugin's start-up from a C plugin's.
 build:
-	$(GO) build -o $(BIN)/immune ./cmd/immune
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune ./cmd/immune
 	@for c in $$($(BIN)/immune check --list --names); do ln -sf immune $(BIN)/$$c; done
+
+# demo: until the agent and coordinator land, run the system checks once
+# here, as Nagios would call them.
+demo: build
+	-$(BIN)/check_load -r -w 4,3,2 -c 8,6,4
+	-$(BIN)/check_disk -w 10% -c 5% -p /
+	-$(BIN)/check_procs -w 500 -c 1000
+	-$(BIN)/check_log_size -d /var/log -w 1G -c 4G
 
 # deps installs the Debian packages the tests need, only when one is missing.
 deps:

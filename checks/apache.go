@@ -387,7 +387,7 @@ func (c *apacheCheck) transportFailure(ctx context.Context, err error) *nagios.R
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return apacheFailure(c.timeout.state, "Socket timeout after %g seconds", c.timeout.d.Seconds())
-	case ctx.Err() != nil:
+	case timedOut(ctx):
 		return apacheFailure(nagios.Unknown, "check cancelled: %v", ctx.Err())
 	}
 	var urlErr *url.Error

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -482,7 +483,7 @@ func (c *httpCheck) Run(ctx context.Context) nagios.Result {
 // a certificate check alone, a timeout.
 func (c *httpCheck) fetch(ctx context.Context, t httpTarget) (*httpPage, *nagios.Result) {
 	fail := func(r nagios.Result) (*httpPage, *nagios.Result) {
-		if ctx.Err() != nil {
+		if timedOut(ctx) {
 			r = npSocketTimeout(c.timeout)
 		}
 		return nil, &r
@@ -544,7 +545,7 @@ func (c *httpCheck) fetch(ctx context.Context, t httpTarget) (*httpPage, *nagios
 		page.body, err = c.readBody(br, resp)
 		resp.Body.Close()
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && timedOut(ctx) {
 		r := npSocketTimeout(c.timeout)
 		return nil, &r
 	}
@@ -960,16 +961,20 @@ func httpPerfEnd(r *nagios.Range) *nagios.Range {
 	return &nagios.Range{End: r.End}
 }
 
-// The Location forms the twin understands, tried in its order (RFC 2396
-// characters; a port of up to 6 digits so that overflow shows).
-var (
-	redirAbsPortPath = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255}):([0-9]{1,6})/([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
-	redirAbsPath     = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255})/([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
-	redirAbsPort     = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255}):([0-9]{1,6})`)
-	redirAbs         = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255})`)
-	redirNetPath     = regexp.MustCompile(`^//([-.a-zA-Z0-9]{1,255})/([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
-	redirPath        = regexp.MustCompile(`^([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
-)
+// redirForms are the Location forms the twin understands, tried in its
+// order (RFC 2396 characters; a port of up to 6 digits so that overflow
+// shows). They are compiled on the first redirect: the {1,255} repetitions
+// make large programs, and compiling them at start-up would slow every
+// plugin run of every check.
+var redirForms = sync.OnceValue(func() (f struct{ absPortPath, absPath, absPort, abs, netPath, path *regexp.Regexp }) {
+	f.absPortPath = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255}):([0-9]{1,6})/([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
+	f.absPath = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255})/([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
+	f.absPort = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255}):([0-9]{1,6})`)
+	f.abs = regexp.MustCompile(`^([HTPShtps]{1,5})://([-.a-zA-Z0-9]{1,255})`)
+	f.netPath = regexp.MustCompile(`^//([-.a-zA-Z0-9]{1,255})/([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
+	f.path = regexp.MustCompile(`^([-_.!~*'();/?:@&=+$,%#a-zA-Z0-9]+)`)
+	return f
+})
 
 func defaultHTTPPort(tls bool) int {
 	if tls {
@@ -999,23 +1004,24 @@ func (c *httpCheck) redirect(t httpTarget, page *httpPage, depth int) (*httpTarg
 	useTLS := t.tls
 	var scheme, addr, url string
 	var port int
-	if m := redirAbsPortPath.FindStringSubmatch(loc); m != nil {
+	forms := redirForms()
+	if m := forms.absPortPath.FindStringSubmatch(loc); m != nil {
 		scheme, addr, url = m[1], m[2], slashed(m[4])
 		port, _ = strconv.Atoi(m[3])
 		useTLS = scheme == "https"
-	} else if m := redirAbsPath.FindStringSubmatch(loc); m != nil {
+	} else if m := forms.absPath.FindStringSubmatch(loc); m != nil {
 		scheme, addr, url = m[1], m[2], slashed(m[3])
 		useTLS = scheme == "https"
 		port = defaultHTTPPort(useTLS)
-	} else if m := redirAbsPort.FindStringSubmatch(loc); m != nil {
+	} else if m := forms.absPort.FindStringSubmatch(loc); m != nil {
 		scheme, addr, url = m[1], m[2], "/"
 		port, _ = strconv.Atoi(m[3])
 		useTLS = scheme == "https"
-	} else if m := redirAbs.FindStringSubmatch(loc); m != nil {
+	} else if m := forms.abs.FindStringSubmatch(loc); m != nil {
 		scheme, addr, url = m[1], m[2], "/"
 		useTLS = scheme == "https"
 		port = defaultHTTPPort(useTLS)
-	} else if m := redirNetPath.FindStringSubmatch(loc); m != nil {
+	} else if m := forms.netPath.FindStringSubmatch(loc); m != nil {
 		scheme = t.scheme
 		if useTLS {
 			scheme = "https"
@@ -1023,7 +1029,7 @@ func (c *httpCheck) redirect(t httpTarget, page *httpPage, depth int) (*httpTarg
 		addr, url = m[1], "/"+m[2]
 		useTLS = scheme == "https"
 		port = defaultHTTPPort(useTLS)
-	} else if m := redirPath.FindStringSubmatch(loc); m != nil {
+	} else if m := forms.path.FindStringSubmatch(loc); m != nil {
 		url = m[1]
 		if !strings.HasPrefix(url, "/") {
 			// The twin cuts its current URL at the last '/' in place, so the

@@ -83,3 +83,14 @@ func Main(ctx context.Context, name string, args []string, stdout io.Writer) int
 	}
 	return r.State.ExitCode()
 }
+
+// timedOut reports whether ctx has ended or its deadline has passed. A
+// network call can fail on the deadline a moment before the context's own
+// timer marks it done, and that failure is still a timeout.
+func timedOut(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}

@@ -235,7 +235,7 @@ func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
 	conn, err := dialNP(ctx, c.network, c.host, c.port)
 	if err != nil {
 		switch {
-		case ctx.Err() != nil:
+		case timedOut(ctx):
 			return npSocketTimeout(c.timeout)
 		case npUnresolvable(err):
 			return nagios.Resultf(nagios.Critical, "TCP CRITICAL - Invalid hostname, address or socket: %s", c.host)
@@ -253,7 +253,7 @@ func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
 	if c.useTLS {
 		tc, err := npTLSHandshake(ctx, conn, &tls.Config{InsecureSkipVerify: true, ServerName: c.sni})
 		if err != nil {
-			if ctx.Err() != nil {
+			if timedOut(ctx) {
 				return npSocketTimeout(c.timeout)
 			}
 			return npTLSFailure(err)
@@ -301,7 +301,7 @@ func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
 				}
 			}
 			if err != nil {
-				if ctx.Err() != nil {
+				if timedOut(ctx) {
 					return npSocketTimeout(c.timeout)
 				}
 				// The end of the stream, or no more data within tcpReadIdle.

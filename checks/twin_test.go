@@ -88,7 +88,7 @@ func (tol tolerance) close(a, b float64) bool {
 	return math.Abs(a-b) <= tol.Abs+tol.Rel*math.Max(math.Abs(a), math.Abs(b))
 }
 
-var numberRE = regexp.MustCompile(`[-+]?[0-9]+(\.[0-9]+)?`)
+var numberRE = regexp.MustCompile(`[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?`)
 
 // sameText compares two status lines: the words must match exactly, the
 // numbers within tol.

@@ -25,10 +25,21 @@ type command struct {
 var commands = map[string]command{}
 
 func main() {
+	// A plugin run needs no signal handling of its own: Nagios ends a plugin
+	// by killing it, and skipping it keeps the start-up as cheap as a C
+	// plugin's.
+	if name := filepath.Base(os.Args[0]); isCheck(name) {
+		os.Exit(checks.Main(context.Background(), name, os.Args[1:], os.Stdout))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+func isCheck(name string) bool {
+	_, ok := checks.Lookup(name)
+	return ok
 }
 
 // dispatch picks a check by the program's own name, or a subcommand by the first argument.
