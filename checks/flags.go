@@ -104,6 +104,10 @@ func (f *flagSet) thresholds(warn, crit string) (nagios.Thresholds, error) {
 	return t, nil
 }
 
+// maxTimeout bounds -t: a check that may run for more than a day is a
+// mistake, and larger values would overflow a time.Duration.
+const maxTimeout = 24 * time.Hour
+
 // timeoutFlag is the -t option: seconds, optionally with the state a timeout
 // gives ("10" or "10:UNKNOWN"), as monitoring-plugins accepts it.
 type timeoutFlag struct {
@@ -114,12 +118,12 @@ type timeoutFlag struct {
 func (t *timeoutFlag) String() string {
 	return strconv.FormatFloat(t.d.Seconds(), 'f', -1, 64) + ":" + t.state.String()
 }
-func (t *timeoutFlag) Type() string   { return "seconds" }
+func (t *timeoutFlag) Type() string { return "seconds" }
 func (t *timeoutFlag) Set(s string) error {
 	secs, state, hasState := strings.Cut(s, ":")
 	n, err := strconv.ParseFloat(secs, 64)
-	if err != nil || n <= 0 {
-		return fmt.Errorf("timeout %q is not a positive number of seconds", s)
+	if err != nil || n <= 0 || n > maxTimeout.Seconds() {
+		return fmt.Errorf("timeout %q is not a number of seconds from 0 to %g", s, maxTimeout.Seconds())
 	}
 	t.d = time.Duration(n * float64(time.Second))
 	if hasState {
