@@ -122,8 +122,11 @@ func (t *timeoutFlag) Type() string { return "seconds" }
 func (t *timeoutFlag) Set(s string) error {
 	secs, state, hasState := strings.Cut(s, ":")
 	n, err := strconv.ParseFloat(secs, 64)
-	if err != nil || n <= 0 || n > maxTimeout.Seconds() {
-		return fmt.Errorf("timeout %q is not a number of seconds from 0 to %g", s, maxTimeout.Seconds())
+	if err != nil || n <= 0 {
+		return fmt.Errorf("timeout %q is not a positive number of seconds", s)
+	}
+	if n > maxTimeout.Seconds() {
+		return fmt.Errorf("timeout %q is more than a day", s)
 	}
 	t.d = time.Duration(n * float64(time.Second))
 	if hasState {
