@@ -9,16 +9,18 @@ import (
 
 // Perf is one item of performance data: 'label'=value[UOM];warn;crit;min;max.
 type Perf struct {
-	Label string
-	Value float64
+	Label string  `json:"label"`
+	Value float64 `json:"value"`
 	// Unknown is set when the plugin printed "U": it could not measure the value.
-	Unknown bool
+	Unknown bool `json:"unknown,omitempty"`
 	// UOM is the unit: "", "s", "ms", "us", "%", "B", "KB", "MB", "GB", "TB", "c", or any other a plugin uses.
-	UOM        string
-	Warn, Crit *Range
-	Min, Max   *float64
+	UOM  string   `json:"uom,omitempty"`
+	Warn *Range   `json:"warn,omitempty"`
+	Crit *Range   `json:"crit,omitempty"`
+	Min  *float64 `json:"min,omitempty"`
+	Max  *float64 `json:"max,omitempty"`
 	// Precision is how many decimals to print; 0 prints the shortest exact form.
-	Precision int
+	Precision int `json:"-"`
 }
 
 // Float returns a pointer to v, for Perf.Min and Perf.Max.

@@ -96,6 +96,20 @@ func parseBound(s string) (float64, error) {
 	return v, nil
 }
 
+// MarshalText writes r in the guidelines' syntax, so ranges read well in
+// JSON and YAML (and infinite ends survive, which JSON numbers cannot hold).
+func (r Range) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a range in the guidelines' syntax.
+func (r *Range) UnmarshalText(b []byte) error {
+	v, err := ParseRange(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
 // Alerts reports whether v raises an alert against r.
 func (r Range) Alerts(v float64) bool {
 	within := r.Start <= v && v <= r.End

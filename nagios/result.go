@@ -10,12 +10,12 @@ import (
 // Result is what one run of a check reports: its state, one status line, an
 // optional long output of further lines, and performance data.
 type Result struct {
-	State State
+	State State `json:"state"`
 	// Output is the status line, without performance data.
-	Output string
+	Output string `json:"output"`
 	// Long is the long output: the lines after the status line, without performance data.
-	Long string
-	Perf []Perf
+	Long string `json:"long_output,omitempty"`
+	Perf []Perf `json:"perfdata,omitempty"`
 }
 
 // Resultf builds a result with a formatted status line.

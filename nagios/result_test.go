@@ -1,6 +1,7 @@
 package nagios
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -136,5 +137,27 @@ func TestParsePerfErrorsKeepGoodItems(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+func TestResultJSONRoundTrip(t *testing.T) {
+	r := Result{State: Warning, Output: "X", Long: "y", Perf: []Perf{
+		{Label: "a", Value: 1.5, UOM: "s", Warn: &Range{Start: 10, End: inf}, Crit: &Range{Start: -inf, End: 3, Inside: true}, Min: Float(0)},
+		{Label: "b", Unknown: true},
+	}}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"state":"WARNING","output":"X","long_output":"y","perfdata":[{"label":"a","value":1.5,"uom":"s","warn":"10:","crit":"@~:3","min":0},{"label":"b","value":0,"unknown":true}]}`
+	if string(b) != want {
+		t.Errorf("marshal:\n got %s\nwant %s", b, want)
+	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.String() != r.String() || back.State != r.State {
+		t.Errorf("round trip: %q, want %q", back.String(), r.String())
 	}
 }
