@@ -1,0 +1,98 @@
+package conf
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/immune-ops/immune/nagios"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestExampleAgentConfig: the documented example is valid, and its defaults land.
+func TestExampleAgentConfig(t *testing.T) {
+	a, err := LoadAgent("agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.HostType != "www" || a.NRPE.Listen != "127.0.0.1:5666" || a.HTTP.Listen == "" || a.DataDir == "" {
+		t.Errorf("example config: %+v", a)
+	}
+	names := map[string]Check{}
+	for _, c := range a.Checks {
+		names[c.Name] = c
+	}
+	for _, want := range []string{"check_load", "check_disk", "check_procs", "check_php_fatals"} {
+		if _, ok := names[want]; !ok {
+			t.Errorf("example config has no NRPE command %s", want)
+		}
+	}
+	disk := names["check_disk"]
+	if disk.Interval.D() != 5*time.Minute || disk.RetryInterval.D() != time.Minute || disk.MaxCheckAttempts != DefaultMaxCheckAttempts ||
+		disk.Timeout.D() != DefaultTimeout || disk.TimeoutState.S() != nagios.Critical {
+		t.Errorf("check_disk defaults: %+v", disk)
+	}
+	if procs := names["check_procs"]; procs.RetryInterval.D() != 15*time.Second {
+		t.Errorf("retry interval defaults to a quarter of the interval: %v", procs.RetryInterval)
+	}
+}
+
+// TestBadAgentConfigs: every mistake is reported with file, line and field;
+// the expected messages are in testdata/bad/*.golden.
+func TestBadAgentConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no bad configs in testdata/bad")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			_, err := LoadAgent(file)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, _ := os.ReadFile(golden)
+			if got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+				if !strings.HasPrefix(line, file+":") {
+					t.Errorf("error %q does not start with the file's name", line)
+				}
+			}
+		})
+	}
+}
+
+func TestExpandArgs(t *testing.T) {
+	c := Check{Args: []string{"-w", "$ARG1$", "-c", "$ARG2$", "--x=$ARG1$,$ARG3$"}}
+	if n := c.ArgCount(); n != 3 {
+		t.Errorf("ArgCount = %d", n)
+	}
+	got := strings.Join(c.ExpandArgs([]string{"5", "10"}), " ")
+	if got != "-w 5 -c 10 --x=5," {
+		t.Errorf("ExpandArgs = %q", got)
+	}
+}
+
+func TestParsePrefix(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1/32", "::1": "::1/128", "10.1.2.3/8": "10.0.0.0/8", "fd00::/8": "fd00::/8", "::ffff:10.0.0.1": "10.0.0.1/32"} {
+		p, err := ParsePrefix(in)
+		if err != nil || p.String() != want {
+			t.Errorf("ParsePrefix(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+	for _, bad := range []string{"", "host", "10.0.0.0/33", "1.2.3"} {
+		if _, err := ParsePrefix(bad); err == nil {
+			t.Errorf("ParsePrefix(%q): no error", bad)
+		}
+	}
+}
