@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin
 # Debian packages the tests run against: the reference plugins for output
 # compatibility.
-TEST_PKGS := monitoring-plugins
+TEST_PKGS := monitoring-plugins nagios-nrpe-plugin
 export IMMUNE_REQUIRE_REAL ?= 1
 
 .PHONY: all build demo test deps bench vet fuzz clean
@@ -17,6 +17,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune ./cmd/immune
 	@for c in $$($(BIN)/immune check --list --names); do ln -sf immune $(BIN)/$$c; done
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/plugins/check_example ./plugins/example/check_example
 
 # demo: until the agent and coordinator land, run the system checks once
 # here, as Nagios would call them.

@@ -1,0 +1,4 @@
+#!/bin/sh
+# A plugin that shows its environment and directory.
+echo "ENV OK - IMMUNE_TEST=$IMMUNE_TEST"
+pwd

@@ -1,0 +1,3 @@
+#!/bin/sh
+# A plugin that prints nothing at all.
+exit 0
