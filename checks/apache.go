@@ -2,7 +2,6 @@ package checks
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/spf13/pflag"
 
 	"github.com/immune-ops/immune/nagios"
 )
@@ -55,14 +52,6 @@ var apacheScoreboard = [...]struct {
 	{'.', "sb_open", "open"},
 }
 
-// apacheTLSVersions maps check_http's -S versions to Go's. Go has no SSLv2 or SSLv3.
-var apacheTLSVersions = map[string]uint16{
-	"1":   tls.VersionTLS10,
-	"1.1": tls.VersionTLS11,
-	"1.2": tls.VersionTLS12,
-	"1.3": tls.VersionTLS13,
-}
-
 // apacheCheck is check_apache with its flags read: one GET of the status page a run.
 type apacheCheck struct {
 	url string
@@ -70,6 +59,7 @@ type apacheCheck struct {
 	// -I, or the host of -H. network is "tcp", or "tcp4"/"tcp6" for -4/-6.
 	dialAddr, network string
 	auth              *url.Userinfo
+	ssl               tlsVersions
 	client            *http.Client
 	timeout           *timeoutFlag
 	// thresholds holds, per metric, the ranges that judge it: -w/-c on the
@@ -94,8 +84,7 @@ func newApache(args []string) (Check, error) {
 	ip := f.StringP("IP-address", "I", "", "`ADDRESS` (IP or name) to connect to (default: the host of -H)")
 	port := f.IntP("port", "p", 0, "`PORT` to connect to (default: 80, or 443 with -S)")
 	path := f.StringP("url", "u", "/server-status?auto", "`PATH` of the mod_status page, with ?auto")
-	ssl := f.StringP("ssl", "S", "", "Connect with TLS, without verifying the certificate, as check_http does.\n`VERSION` (1, 1.1, 1.2 or 1.3; with a '+' suffix, that or newer) pins the protocol")
-	f.Lookup("ssl").NoOptDefVal = "auto"
+	ssl := sslFlag(f, "Connect with TLS, without verifying the certificate, as check_http does.\n`VERSION` (1, 1.1, 1.2 or 1.3; with a '+' suffix, that or newer) pins the protocol")
 	auth := f.StringP("authorization", "a", "", "`AUTH_PAIR` is username:password for basic authentication")
 	ipv4 := f.BoolP("use-ipv4", "4", false, "Use IPv4 connection")
 	ipv6 := f.BoolP("use-ipv6", "6", false, "Use IPv6 connection")
@@ -105,7 +94,7 @@ func newApache(args []string) (Check, error) {
 	crit := f.StringP("critical", "c", "", "`RANGE` of the metric that gives CRITICAL")
 	idleWarn := f.Int("idle-warning", 0, "WARNING when fewer than `COUNT` workers are idle")
 	idleCrit := f.Int("idle-critical", 0, "CRITICAL when fewer than `COUNT` workers are idle")
-	if err := f.parse(apacheSSLArgs(f, args)); err != nil {
+	if err := f.parse(sslArgs(f, args)); err != nil {
 		return nil, err
 	}
 	if f.NArg() > 0 {
@@ -115,10 +104,11 @@ func newApache(args []string) (Check, error) {
 	if !f.Changed("hostname") && !f.Changed("IP-address") {
 		return nil, f.failf("-H or -I is required: the server to ask for its status")
 	}
-	vhost, vport, err := apacheVhost(*host)
+	vhost, vport, err := splitVirtualHost(*host)
 	if err != nil {
 		return nil, f.failf("-H %q: %v", *host, err)
 	}
+	vhost = unbracket(vhost)
 	addr := strings.TrimSuffix(strings.TrimPrefix(*ip, "["), "]")
 	if f.Changed("IP-address") && addr == "" {
 		return nil, f.failf("-I %q: empty address", *ip)
@@ -182,9 +172,10 @@ func newApache(args []string) (Check, error) {
 	case *ipv6:
 		c.network = "tcp6"
 	}
-	tlsConfig, err := apacheTLSConfig(*ssl)
-	if err != nil {
-		return nil, f.failf("-S %q: %v", *ssl, err)
+	if useTLS {
+		if c.ssl, err = parseTLSVersions(*ssl); err != nil {
+			return nil, f.failf("-S %q: %v", *ssl, err)
+		}
 	}
 
 	if f.Changed("authorization") {
@@ -222,7 +213,7 @@ func newApache(args []string) (Check, error) {
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				return dialer.DialContext(ctx, c.network, c.dialAddr)
 			},
-			TLSClientConfig: tlsConfig,
+			TLSClientConfig: c.ssl.config(),
 			// One request per run: idle connections would only linger between runs.
 			DisableKeepAlives: true,
 		},
@@ -256,87 +247,6 @@ func apacheIdleThresholds(f *flagSet, warn, crit int) (nagios.Thresholds, error)
 	return t, nil
 }
 
-// apacheSSLArgs rewrites check_http's "-S1.2" as "--ssl=1.2": pflag reads
-// the optional value of a shorthand only as "-S=1.2", and would take "-S1.2"
-// for the flags -S, -1, -. and -2. An argument that is the value of the
-// option before it ("-a -S1pass") is left alone.
-func apacheSSLArgs(f *flagSet, args []string) []string {
-	out := append([]string(nil), args...)
-	for i, a := range args {
-		if a == "--" {
-			break
-		}
-		if len(a) < 3 || !strings.HasPrefix(a, "-S") || a[2] < '0' || a[2] > '9' {
-			continue
-		}
-		if i > 0 {
-			prev := args[i-1]
-			var fl *pflag.Flag
-			switch {
-			case strings.HasPrefix(prev, "--") && !strings.Contains(prev, "="):
-				fl = f.Lookup(prev[2:])
-			case len(prev) == 2 && prev[0] == '-':
-				fl = f.ShorthandLookup(prev[1:])
-			}
-			if fl != nil && fl.NoOptDefVal == "" {
-				continue
-			}
-		}
-		out[i] = "--ssl=" + a[2:]
-	}
-	return out
-}
-
-// apacheVhost reads -H as check_http does: "host", "host:port", "[v6]" or
-// "[v6]:port". A bare IPv6 address, with more than one ':', has no port.
-func apacheVhost(s string) (host string, port int, err error) {
-	var portText string
-	if rest, ok := strings.CutPrefix(s, "["); ok {
-		var tail string
-		host, tail, ok = strings.Cut(rest, "]")
-		if !ok {
-			return "", 0, errors.New("no closing ']'")
-		}
-		if tail != "" {
-			if portText, ok = strings.CutPrefix(tail, ":"); !ok {
-				return "", 0, fmt.Errorf("%q after ']' is not :PORT", tail)
-			}
-		}
-	} else if strings.Count(s, ":") == 1 {
-		host, portText, _ = strings.Cut(s, ":")
-	} else {
-		host = s
-	}
-	if portText == "" {
-		return host, 0, nil
-	}
-	port, err = strconv.Atoi(portText)
-	if err != nil || port < 1 || port > 65535 {
-		return "", 0, fmt.Errorf("port %q is not a port from 1 to 65535", portText)
-	}
-	return host, port, nil
-}
-
-// apacheTLSConfig reads the optional value of -S into the client's TLS
-// settings. The certificate is not verified, as check_http does not: the
-// check watches the server's load, and its certificate has checks of its own.
-func apacheTLSConfig(s string) (*tls.Config, error) {
-	cfg := &tls.Config{InsecureSkipVerify: true}
-	if s == "" || s == "auto" {
-		return cfg, nil
-	}
-	v, orNewer := strings.CutSuffix(s, "+")
-	version, ok := apacheTLSVersions[v]
-	if !ok {
-		return nil, errors.New("want 1, 1.1, 1.2 or 1.3, optionally with '+' (SSLv2 and SSLv3 are not supported)")
-	}
-	cfg.MinVersion = version
-	if !orNewer {
-		cfg.MaxVersion = version
-	}
-	return cfg, nil
-}
-
 // Timeout is -t: the whole request, connecting included, must finish in it.
 func (c *apacheCheck) Timeout() time.Duration { return c.timeout.d }
 
@@ -354,6 +264,9 @@ func (c *apacheCheck) Run(ctx context.Context) nagios.Result {
 
 // fetch gets the status page, or the result that reports why it could not.
 func (c *apacheCheck) fetch(ctx context.Context) (string, *nagios.Result) {
+	if c.ssl.unsupported != "" {
+		return "", apacheFailure(nagios.Critical, "%s", c.ssl.unsupportedText())
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return "", apacheFailure(nagios.Unknown, "build the request for %s: %v", c.url, err)

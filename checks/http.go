@@ -60,13 +60,12 @@ type httpCheck struct {
 	target            httpTarget
 	network           string
 	method            string
-	tlsMin, tlsMax    uint16
-	tlsUnsupported    string // the twin's answer to -S2 and -S3
+	ssl               tlsVersions
 	sni               bool
 	clientCert        []tls.Certificate
 	checkCert         bool
 	continueAfterCert bool
-	certDays          npCertDays
+	certDays          certDays
 	expect            string
 	expectSet         bool
 	headerExpect      string
@@ -122,8 +121,7 @@ func newHTTP(args []string) (Check, error) {
 	port := f.StringP("port", "p", "", "Port number (default: 80)")
 	f.BoolFuncP("use-ipv4", "4", "Use IPv4 connection", func(string) error { c.network = "tcp4"; return nil })
 	f.BoolFuncP("use-ipv6", "6", "Use IPv6 connection", func(string) error { c.network = "tcp6"; return nil })
-	ssl := f.StringP("ssl", "S", "", "Connect via SSL. Port defaults to 443. VERSION is optional, and prevents auto-negotiation (1 = TLSv1, 1.1 = TLSv1.1, 1.2 = TLSv1.2, 1.3 = TLSv1.3). With a '+' suffix, newer versions are also accepted.")
-	f.Lookup("ssl").NoOptDefVal = "any"
+	ssl := sslFlag(f, "Connect via SSL. Port defaults to 443. VERSION is optional, and prevents auto-negotiation (1 = TLSv1, 1.1 = TLSv1.1, 1.2 = TLSv1.2, 1.3 = TLSv1.3). With a '+' suffix, newer versions are also accepted.")
 	f.BoolVar(&c.sni, "sni", false, "Enable SSL/TLS hostname extension support (SNI)")
 	cert := f.StringP("certificate", "C", "", "Minimum number of days a certificate has to be valid: WARN[,CRIT]. Port defaults to 443; the URL is not checked unless --continue-after-certificate")
 	f.BoolVar(&c.continueAfterCert, "continue-after-certificate", false, "Allows the HTTP check to continue after performing the certificate check.")
@@ -172,7 +170,7 @@ func newHTTP(args []string) (Check, error) {
 	warn := f.StringP("warning", "w", "", "Response time to result in warning status (seconds)")
 	crit := f.StringP("critical", "c", "", "Response time to result in critical status (seconds)")
 	c.timeout = f.timeout(10, nagios.Critical)
-	if err := f.parse(httpSSLArgs(args)); err != nil {
+	if err := f.parse(sslArgs(f, args)); err != nil {
 		return nil, err
 	}
 	if reErr != nil {
@@ -215,13 +213,14 @@ func newHTTP(args []string) (Check, error) {
 
 	if f.Changed("ssl") {
 		t.tls = true
-		if err := c.setTLSVersion(*ssl); err != nil {
+		var err error
+		if c.ssl, err = parseTLSVersions(*ssl); err != nil {
 			return nil, f.failf("-S %q: %v", *ssl, err)
 		}
 	}
 	if f.Changed("certificate") {
 		var err error
-		if c.certDays, err = npParseCertDays(*cert); err != nil {
+		if c.certDays, err = parseCertDays(*cert); err != nil {
 			return nil, f.failf("-C %q: %v", *cert, err)
 		}
 		c.checkCert, t.tls = true, true
@@ -292,74 +291,6 @@ func newHTTP(args []string) (Check, error) {
 		c.timeout.d = time.Duration(math.Min(math.Floor(ct.End), math.MaxInt32-1)+1) * time.Second
 	}
 	return c, nil
-}
-
-// httpSSLArgs rewrites "-S1.2" as "--ssl=1.2": getopt gives an optional
-// argument only when it is attached, and pflag would read the "1" as
-// another flag.
-func httpSSLArgs(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i, a := range args {
-		if a == "--" {
-			return append(out, args[i:]...)
-		}
-		if len(a) > 2 && strings.HasPrefix(a, "-S") && a[2] != '=' {
-			a = "--ssl=" + a[2:]
-		}
-		out = append(out, a)
-	}
-	return out
-}
-
-// splitVirtualHost takes the port off "host:port" or "[v6]:port", as the
-// twin does; an address with more colons is left whole.
-func splitVirtualHost(s string) (host string, port int, err error) {
-	var p string
-	switch {
-	case strings.HasPrefix(s, "["):
-		i := strings.Index(s, "]:")
-		if i < 0 {
-			return s, 0, nil
-		}
-		host, p = s[:i+1], s[i+2:]
-	case strings.Count(s, ":") == 1:
-		host, p, _ = strings.Cut(s, ":")
-	default:
-		return s, 0, nil
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil || n <= 0 || n > 65535 {
-		return "", 0, fmt.Errorf("invalid port %q", p)
-	}
-	return host, n, nil
-}
-
-// setTLSVersion reads the optional -S version: 1, 1.1, 1.2 or 1.3, each
-// alone or with '+' for it and newer.
-func (c *httpCheck) setTLSVersion(v string) error {
-	if v == "any" {
-		return nil
-	}
-	plus := strings.HasSuffix(v, "+")
-	versions := []struct {
-		prefix string
-		id     uint16
-	}{{"1.3", tls.VersionTLS13}, {"1.2", tls.VersionTLS12}, {"1.1", tls.VersionTLS11}, {"1", tls.VersionTLS10}}
-	for _, ver := range versions {
-		if strings.HasPrefix(v, ver.prefix) {
-			c.tlsMin, c.tlsMax = ver.id, ver.id
-			if plus {
-				c.tlsMax = 0
-			}
-			return nil
-		}
-	}
-	if v != "" && (v[0] == '2' || v[0] == '3') {
-		// The twin accepts these and then finds its library cannot speak them.
-		c.tlsUnsupported = fmt.Sprintf("UNKNOWN - SSL protocol version %c is not supported by your SSL library.", v[0])
-		return nil
-	}
-	return errors.New("valid SSL/TLS versions: 1, 1.1, 1.2, 1.3 (with optional '+' suffix)")
 }
 
 func (c *httpCheck) setOnRedirect(s string) error {
@@ -484,16 +415,16 @@ func (c *httpCheck) Run(ctx context.Context) nagios.Result {
 func (c *httpCheck) fetch(ctx context.Context, t httpTarget) (*httpPage, *nagios.Result) {
 	fail := func(r nagios.Result) (*httpPage, *nagios.Result) {
 		if timedOut(ctx) {
-			r = npSocketTimeout(c.timeout)
+			r = socketTimeout(c.timeout)
 		}
 		return nil, &r
 	}
 	page := &httpPage{}
 	began := time.Now()
-	conn, err := dialNP(ctx, c.network, t.address, t.port)
+	conn, err := dialHost(ctx, c.network, t.address, t.port)
 	if err != nil {
 		return fail(nagios.Resultf(nagios.Critical, "%s\nHTTP CRITICAL - Unable to open TCP socket",
-			npConnectFailure(t.address, t.port, err)))
+			connectFailure(t.address, t.port, err)))
 	}
 	defer conn.Close()
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
@@ -501,26 +432,23 @@ func (c *httpCheck) fetch(ctx context.Context, t httpTarget) (*httpPage, *nagios
 
 	var rw io.ReadWriter = conn
 	if t.tls {
-		if c.tlsUnsupported != "" {
-			return fail(nagios.Resultf(nagios.Critical, "%s", c.tlsUnsupported))
+		if c.ssl.unsupported != "" {
+			// The twin words this UNKNOWN, and exits CRITICAL.
+			return fail(nagios.Resultf(nagios.Critical, "UNKNOWN - %s", c.ssl.unsupportedText()))
 		}
-		cfg := &tls.Config{
-			InsecureSkipVerify: true,
-			MinVersion:         c.tlsMin,
-			MaxVersion:         c.tlsMax,
-			Certificates:       c.clientCert,
-		}
+		cfg := c.ssl.config()
+		cfg.Certificates = c.clientCert
 		if c.sni {
 			cfg.ServerName = t.hostName
 		}
 		began = time.Now()
-		tc, err := npTLSHandshake(ctx, conn, cfg)
+		tc, err := tlsHandshake(ctx, conn, cfg)
 		if err != nil {
-			return fail(npTLSFailure(err))
+			return fail(tlsFailure(err))
 		}
 		page.times.tls = time.Since(began).Seconds()
 		if c.checkCert {
-			r := npCertExpiry(tc.ConnectionState().PeerCertificates, c.certDays, time.Now())
+			r := certExpiry(tc.ConnectionState().PeerCertificates, c.certDays, time.Now())
 			if !c.continueAfterCert {
 				return nil, &r
 			}
@@ -546,7 +474,7 @@ func (c *httpCheck) fetch(ctx context.Context, t httpTarget) (*httpPage, *nagios
 		resp.Body.Close()
 	}
 	if err != nil && timedOut(ctx) {
-		r := npSocketTimeout(c.timeout)
+		r := socketTimeout(c.timeout)
 		return nil, &r
 	}
 	if err != nil && page.resp != nil {

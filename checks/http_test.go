@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -145,10 +144,7 @@ func TestHTTPTwin(t *testing.T) {
 	vhost := []string{"-H", "immune.test", "-I", "127.0.0.1", "-p", port}
 	secure := []string{"-H", "immune.test", "-I", "127.0.0.1", "-p", tlsPort}
 	with := func(base []string, more ...string) []string { return append(append([]string{}, base...), more...) }
-	tests := []struct {
-		name string
-		args []string
-	}{
+	runTwinCases(t, "check_http", []twinCase{
 		{"plain HTTP/1.0", ip},
 		{"virtual host HTTP/1.1", vhost},
 		{"host with port", []string{"-H", "127.0.0.1:" + port}},
@@ -231,6 +227,10 @@ func TestHTTPTwin(t *testing.T) {
 		{"tls sni", with(secure, "-S", "--sni")},
 		{"tls 1.2", with(secure, "-S1.2")},
 		{"tls 1.2 or newer", with(secure, "--ssl=1.2+")},
+		{"tls version read by its start", with(secure, "-S1.2x")},
+		// getopt gives "-S1" to -s as its value: it is no -S.
+		{"value like -S", with(ip, "-s", "-S1")},
+		{"value like -S after a cluster", with(ip, "-ls", "-S1")},
 		{"tls 1.0 refused", with(secure, "-S1")},
 		{"sslv3", with(secure, "-S3")},
 		{"tls extended perfdata", with(secure, "-S", "-E")},
@@ -241,42 +241,24 @@ func TestHTTPTwin(t *testing.T) {
 		{"cert critical", with(secure, "-C", "40,35")},
 		{"cert and content", with(secure, "-C", "10", "--continue-after-certificate", "-s", "hello")},
 		{"cert expired", []string{"-I", "127.0.0.1", "-p", oldPort, "-C", "10"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			theirs := runTheirs(t, "check_http", tt.args...)
-			ours := runOurs(t, context.Background(), "check_http", tt.args...)
-			t.Logf("%q\nours:   %stheirs: %s", tt.args, ours.Raw, theirs.Raw)
-			assertTwins(t, ours, theirs, tolerance{Abs: 0.5})
-		})
-	}
+	}, tolerance{Abs: 0.5})
 }
 
 func TestHTTPTwinIPv6(t *testing.T) {
 	referencePlugin(t, "check_http")
-	ln, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		t.Skipf("cannot bind ::1: %v", err)
-	}
-	ln.Close()
+	requireIPv6(t)
 	_, port := startHTTPTestServer(t, "tcp6", nil)
-	for _, args := range [][]string{
-		{"-I", "::1", "-p", port},
+	runTwinCases(t, "check_http", []twinCase{
+		{"address", []string{"-I", "::1", "-p", port}},
 		// The twin cuts "[::1]:port" to "[::" and cannot resolve it; ours
 		// connects (see TestHTTPTarget), so only the plain forms are compared.
-		{"-H", "::1", "-p", port, "-u", "/vhost"},
-		{"-6", "-I", "::1", "-p", port, "-u", "/404"},
-	} {
-		theirs := runTheirs(t, "check_http", args...)
-		ours := runOurs(t, context.Background(), "check_http", args...)
-		t.Logf("%q\nours:   %stheirs: %s", args, ours.Raw, theirs.Raw)
-		assertTwins(t, ours, theirs, tolerance{Abs: 0.5})
-	}
+		{"virtual host", []string{"-H", "::1", "-p", port, "-u", "/vhost"}},
+		{"-6", []string{"-6", "-I", "::1", "-p", port, "-u", "/404"}},
+	}, tolerance{Abs: 0.5})
 }
 
 func TestHTTPBadArgumentsTwin(t *testing.T) {
-	referencePlugin(t, "check_http")
-	for _, args := range [][]string{
+	assertUsageTwins(t, "check_http", [][]string{
 		{},
 		{"-p", "80"},
 		{"-I", "127.0.0.1", "-f", "bogus"},
@@ -288,21 +270,11 @@ func TestHTTPBadArgumentsTwin(t *testing.T) {
 		{"-I", "127.0.0.1", "--max-redirs", "x"},
 		{"-I", "127.0.0.1", "-J", "/nonexistent/cert.pem"},
 		{"-I", "127.0.0.1", "--bogus"},
-	} {
-		theirs := npExitOfTheirs(t, "check_http", args...)
-		var out strings.Builder
-		ours := Main(context.Background(), "check_http", args, &out)
-		if ours != 3 || theirs != 3 {
-			t.Errorf("%q: exit ours %d, theirs %d; want 3 (UNKNOWN)\nours: %s", args, ours, theirs, out.String())
-		}
-	}
+	})
 }
 
 func TestHTTPBadArguments(t *testing.T) {
-	tests := []struct {
-		args []string
-		want string // in the message
-	}{
+	assertUsageErrors(t, "check_http", []usageCase{
 		{[]string{"-I", "127.0.0.1", "-w", "abc"}, `invalid range "abc" for -w`},
 		{[]string{"-I", "127.0.0.1", "-m", "10:"}, `-m "10:"`},
 		{[]string{"-I", "127.0.0.1", "-m", "x"}, `-m "x"`},
@@ -313,42 +285,25 @@ func TestHTTPBadArguments(t *testing.T) {
 		{[]string{"-I", "127.0.0.1", "--max-redirs", "-1"}, "--max-redirs -1"},
 		{[]string{"-I", "127.0.0.1", "-M", "5w"}, `-M "5w"`},
 		{[]string{"a", "b", "c"}, `unexpected argument "c"`},
-	}
-	for _, tt := range tests {
-		var out strings.Builder
-		code := Main(context.Background(), "check_http", tt.args, &out)
-		if code != 3 || !strings.Contains(out.String(), tt.want) {
-			t.Errorf("%q: exit %d, want 3 and a message naming %s:\n%s", tt.args, code, tt.want, out.String())
-		}
-	}
+	})
 }
 
 func TestHTTPOutput(t *testing.T) {
 	_, port := startHTTPTestServer(t, "tcp", nil)
 	hangup := serveNP(t, "tcp", "127.0.0.1:0", nil, func(net.Conn) {})
 	quiet := serveNP(t, "tcp", "127.0.0.1:0", nil, npSilent)
-	tests := []struct {
-		args  []string
-		state nagios.State
-		want  string
-	}{
-		{[]string{"-I", "127.0.0.1", "-p", port, "-u", "/target"}, nagios.OK,
+	assertOutputs(t, "check_http", []outputCase{
+		{"ok", []string{"-I", "127.0.0.1", "-p", port, "-u", "/target"}, nagios.OK,
 			"HTTP OK: HTTP/1.0 200 OK - 114 bytes in T second response time |time=Ts;;;0.000000;10.000000 size=114B;;;0\n"},
-		{[]string{"-I", "127.0.0.1", "-p", port, "-u", "/404", "-w", "5", "-c", "6", "-m", "10"}, nagios.Warning,
+		{"404 with thresholds", []string{"-I", "127.0.0.1", "-p", port, "-u", "/404", "-w", "5", "-c", "6", "-m", "10"}, nagios.Warning,
 			"HTTP WARNING: HTTP/1.0 404 Not Found - 117 bytes in T second response time |time=Ts;5.000000;6.000000;0.000000;10.000000 size=117B;10;0;0\n"},
-		{[]string{"-I", "127.0.0.1", "-p", port, "-s", "nope", "-B"}, nagios.Critical,
+		{"string missing, with the body", []string{"-I", "127.0.0.1", "-p", port, "-s", "nope", "-B"}, nagios.Critical,
 			"HTTP CRITICAL: HTTP/1.0 200 OK - string 'nope' not found on 'http://127.0.0.1:" + port + "/' - 114 bytes in T second response time |time=Ts;;;0.000000;10.000000 size=114B;;;0\nhello world\n"},
-		{[]string{"-I", "127.0.0.1", "-p", hangup.port}, nagios.Critical,
+		{"no data", []string{"-I", "127.0.0.1", "-p", hangup.port}, nagios.Critical,
 			"HTTP CRITICAL - No data received from host\n"},
-		{[]string{"-I", "127.0.0.1", "-p", quiet.port, "-t", "0.2:WARNING"}, nagios.Warning,
+		{"timeout state", []string{"-I", "127.0.0.1", "-p", quiet.port, "-t", "0.2:WARNING"}, nagios.Warning,
 			"WARNING - Socket timeout after 0.2 seconds\n"},
-	}
-	for _, tt := range tests {
-		r := runOurs(t, context.Background(), "check_http", tt.args...)
-		if got := npNormalizeTimes(r.Raw); r.Result.State != tt.state || got != tt.want {
-			t.Errorf("%q:\n got %s %q\nwant %s %q", tt.args, r.Result.State, got, tt.state, tt.want)
-		}
-	}
+	})
 }
 
 func TestHTTPRequest(t *testing.T) {
@@ -462,14 +417,6 @@ func TestHTTPParseDate(t *testing.T) {
 
 func TestHTTPTimeoutStopsPromptly(t *testing.T) {
 	quiet := serveNP(t, "tcp", "127.0.0.1:0", nil, npSilent)
-	c, err := newHTTP([]string{"-I", "127.0.0.1", "-p", quiet.port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	r := c.Run(ctx)
-	if r.State != nagios.Critical || r.Output != "CRITICAL - Socket timeout after 10 seconds" {
-		t.Errorf("got %s %q", r.State, r.Output)
-	}
+	assertCallerDeadline(t, "check_http", []string{"-I", "127.0.0.1", "-p", quiet.port},
+		"CRITICAL - Socket timeout after 10 seconds")
 }

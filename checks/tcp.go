@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/immune-ops/immune/nagios"
@@ -58,7 +54,7 @@ type tcpCheck struct {
 	useTLS    bool
 	sni       string
 	checkCert bool
-	certDays  npCertDays
+	certDays  certDays
 	timeout   *timeoutFlag
 }
 
@@ -79,7 +75,7 @@ func newTCP(args []string) (Check, error) {
 		func(string) error { escape = true; return nil })
 	f.FuncP("send", "s", "String to send to the server", func(s string) error {
 		if escape {
-			s = unescapeNP(s)
+			s = tcpUnescape(s)
 		}
 		c.send = s
 		return nil
@@ -88,7 +84,7 @@ func newTCP(args []string) (Check, error) {
 	f.BoolVarP(&c.expectAll, "all", "A", false, "All expect strings need to occur in server response. Default is any")
 	f.FuncP("quit", "q", "String to send server to initiate a clean close of the connection", func(s string) error {
 		if escape {
-			c.quit = unescapeNP(s)
+			c.quit = tcpUnescape(s)
 		} else {
 			c.quit = s + "\r\n"
 		}
@@ -123,30 +119,30 @@ func newTCP(args []string) (Check, error) {
 	}
 	var err error
 	if f.Changed("port") {
-		if c.port, err = npPositiveInt(*port); err != nil || c.port > 65535 {
+		if c.port, err = tcpPositiveInt(*port); err != nil || c.port > 65535 {
 			return nil, f.failf("-p %q: port must be an integer from 1 to 65535", *port)
 		}
 	}
-	if c.refuse, err = parseNPState(*refuse); err != nil {
+	if c.refuse, err = parseTCPState(*refuse); err != nil {
 		return nil, f.failf("-r %q: refuse must be one of ok, warn, crit", *refuse)
 	}
-	if c.mismatch, err = parseNPState(*mismatch); err != nil {
+	if c.mismatch, err = parseTCPState(*mismatch); err != nil {
 		return nil, f.failf("-M %q: mismatch must be one of ok, warn, crit", *mismatch)
 	}
 	if f.Changed("maxbytes") {
-		if c.maxBytes, err = npPositiveInt(*maxBytes); err != nil {
+		if c.maxBytes, err = tcpPositiveInt(*maxBytes); err != nil {
 			return nil, f.failf("-m %q: maxbytes must be a positive integer", *maxBytes)
 		}
 	}
 	if f.Changed("delay") {
-		n, err := npPositiveInt(*delay)
+		n, err := tcpPositiveInt(*delay)
 		if err != nil {
 			return nil, f.failf("-d %q: delay must be a positive integer", *delay)
 		}
 		c.delay = time.Duration(n) * time.Second
 	}
 	if f.Changed("certificate") {
-		if c.certDays, err = npParseCertDays(*certFlag); err != nil {
+		if c.certDays, err = parseCertDays(*certFlag); err != nil {
 			return nil, f.failf("-D %q: %v", *certFlag, err)
 		}
 		c.checkCert, c.useTLS = true, true
@@ -155,13 +151,13 @@ func newTCP(args []string) (Check, error) {
 		c.useTLS = true
 	}
 	if f.Changed("warning") {
-		if c.warn, err = npSeconds(*warn); err != nil {
+		if c.warn, err = tcpSeconds(*warn); err != nil {
 			return nil, f.failf("-w %q: warning time must be a number of seconds", *warn)
 		}
 		c.warnSet = true
 	}
 	if f.Changed("critical") {
-		if c.crit, err = npSeconds(*crit); err != nil {
+		if c.crit, err = tcpSeconds(*crit); err != nil {
 			return nil, f.failf("-c %q: critical time must be a number of seconds", *crit)
 		}
 		c.critSet = true
@@ -169,8 +165,8 @@ func newTCP(args []string) (Check, error) {
 	return c, nil
 }
 
-// npPositiveInt reads an integer above zero.
-func npPositiveInt(s string) (int, error) {
+// tcpPositiveInt reads an integer above zero.
+func tcpPositiveInt(s string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("%q is not a positive integer", s)
@@ -178,8 +174,8 @@ func npPositiveInt(s string) (int, error) {
 	return n, nil
 }
 
-// npSeconds reads a finite number of seconds.
-func npSeconds(s string) (float64, error) {
+// tcpSeconds reads a finite number of seconds.
+func tcpSeconds(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("%q is not a number", s)
@@ -187,9 +183,9 @@ func npSeconds(s string) (float64, error) {
 	return v, nil
 }
 
-// parseNPState reads the -r and -M values. Like the twin it looks only at
+// parseTCPState reads the -r and -M values. Like the twin it looks only at
 // the start of the word, so "warning" and "critical" work too.
-func parseNPState(s string) (nagios.State, error) {
+func parseTCPState(s string) (nagios.State, error) {
 	switch {
 	case strings.HasPrefix(s, "ok"):
 		return nagios.OK, nil
@@ -201,9 +197,9 @@ func parseNPState(s string) (nagios.State, error) {
 	return nagios.Unknown, fmt.Errorf("%q is not ok, warn or crit", s)
 }
 
-// unescapeNP turns \n, \r, \t and \\ into the characters they name; any
+// tcpUnescape turns \n, \r, \t and \\ into the characters they name; any
 // other escaped character stands for itself, as np_escaped_string does.
-func unescapeNP(s string) string {
+func tcpUnescape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] != '\\' || i+1 == len(s) {
@@ -232,16 +228,16 @@ func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout.d)
 	defer cancel()
 	start := time.Now()
-	conn, err := dialNP(ctx, c.network, c.host, c.port)
+	conn, err := dialHost(ctx, c.network, c.host, c.port)
 	if err != nil {
 		switch {
 		case timedOut(ctx):
-			return npSocketTimeout(c.timeout)
-		case npUnresolvable(err):
+			return socketTimeout(c.timeout)
+		case unresolvable(err):
 			return nagios.Resultf(nagios.Critical, "TCP CRITICAL - Invalid hostname, address or socket: %s", c.host)
 		}
 		// Any failure to connect, not only a refusal, takes the -r state in the twin.
-		return nagios.Resultf(c.refuse, "%s", npConnectFailure(c.host, c.port, err))
+		return nagios.Resultf(c.refuse, "%s", connectFailure(c.host, c.port, err))
 	}
 	defer conn.Close()
 	// Closing the socket when ctx ends unblocks any read or write at once,
@@ -251,15 +247,15 @@ func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
 	var rw io.ReadWriter = conn
 	var certLine string
 	if c.useTLS {
-		tc, err := npTLSHandshake(ctx, conn, &tls.Config{InsecureSkipVerify: true, ServerName: c.sni})
+		tc, err := tlsHandshake(ctx, conn, &tls.Config{InsecureSkipVerify: true, ServerName: c.sni})
 		if err != nil {
 			if timedOut(ctx) {
-				return npSocketTimeout(c.timeout)
+				return socketTimeout(c.timeout)
 			}
-			return npTLSFailure(err)
+			return tlsFailure(err)
 		}
 		if c.checkCert {
-			r := npCertExpiry(tc.ConnectionState().PeerCertificates, c.certDays, time.Now())
+			r := certExpiry(tc.ConnectionState().PeerCertificates, c.certDays, time.Now())
 			if r.State != nagios.OK {
 				return r
 			}
@@ -276,7 +272,7 @@ func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
 	if c.delay > 0 {
 		select {
 		case <-ctx.Done():
-			return npSocketTimeout(c.timeout)
+			return socketTimeout(c.timeout)
 		case <-time.After(c.delay):
 		}
 		start = start.Add(c.delay)
@@ -296,18 +292,18 @@ func (c *tcpCheck) Run(ctx context.Context) nagios.Result {
 				if c.maxBytes > 0 && len(got) >= c.maxBytes {
 					break
 				}
-				if match = tcpExpectMatch(npCString(got), c.expect, c.expectAll); match != tcpExpectRetry || len(got) >= tcpResponseLimit {
+				if match = tcpExpectMatch(tcpCString(got), c.expect, c.expectAll); match != tcpExpectRetry || len(got) >= tcpResponseLimit {
 					break
 				}
 			}
 			if err != nil {
 				if timedOut(ctx) {
-					return npSocketTimeout(c.timeout)
+					return socketTimeout(c.timeout)
 				}
 				// The end of the stream, or no more data within tcpReadIdle.
 				break
 			}
-			if err := conn.SetReadDeadline(npEarliest(deadline, time.Now().Add(tcpReadIdle))); err != nil {
+			if err := conn.SetReadDeadline(tcpEarliest(deadline, time.Now().Add(tcpReadIdle))); err != nil {
 				break
 			}
 		}
@@ -352,7 +348,7 @@ func (c *tcpCheck) judge(elapsed float64, match tcpExpectResult, got []byte, cer
 			fmt.Fprintf(&b, "%.3f second response time on ", elapsed)
 		}
 		switch {
-		case npIsSocket(c.host):
+		case isSocket(c.host):
 			b.WriteString("socket " + c.host)
 		case c.hostGiven:
 			fmt.Fprintf(&b, "%s port %d", c.host, c.port)
@@ -407,8 +403,8 @@ func tcpExpectMatch(got string, expect []string, all bool) tcpExpectResult {
 	return tcpExpectRetry
 }
 
-// npCString is b as the twin's C string functions see it: up to the first NUL.
-func npCString(b []byte) string {
+// tcpCString is b as the twin's C string functions see it: up to the first NUL.
+func tcpCString(b []byte) string {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
@@ -420,16 +416,16 @@ func npCString(b []byte) string {
 // response left with a single byte counts as empty (shown is false).
 func tcpTrimResponse(got []byte) (text string, shown bool) {
 	n := len(got) - 1
-	for n > 0 && npIsSpace(got[n]) {
+	for n > 0 && tcpIsSpace(got[n]) {
 		n--
 	}
 	if n <= 0 {
 		return "", false
 	}
-	return npCString(got[:n+1]), true
+	return tcpCString(got[:n+1]), true
 }
 
-func npIsSpace(b byte) bool {
+func tcpIsSpace(b byte) bool {
 	switch b {
 	case ' ', '\t', '\n', '\v', '\f', '\r':
 		return true
@@ -437,142 +433,10 @@ func npIsSpace(b byte) bool {
 	return false
 }
 
-func npEarliest(a, b time.Time) time.Time {
+// tcpEarliest is the earlier of two times, where a zero a is no deadline.
+func tcpEarliest(a, b time.Time) time.Time {
 	if !a.IsZero() && a.Before(b) {
 		return a
 	}
 	return b
-}
-
-// npIsSocket reports whether a host is a unix socket path, which the
-// twins take any host starting with '/' to be.
-func npIsSocket(host string) bool { return strings.HasPrefix(host, "/") }
-
-// dialNP connects as the twins' np_net_connect does: to a unix socket for
-// a path, else to host:port, with an IPv6 address optionally in brackets.
-func dialNP(ctx context.Context, network, host string, port int) (net.Conn, error) {
-	var d net.Dialer
-	if npIsSocket(host) {
-		return d.DialContext(ctx, "unix", host)
-	}
-	h := host
-	if len(h) >= 2 && h[0] == '[' && h[len(h)-1] == ']' {
-		h = h[1 : len(h)-1]
-	}
-	return d.DialContext(ctx, network, net.JoinHostPort(h, strconv.Itoa(port)))
-}
-
-// npUnresolvable reports whether a dial failed on the host's name or
-// address itself, before any connection was tried.
-func npUnresolvable(err error) bool {
-	var dnsErr *net.DNSError
-	var addrErr *net.AddrError
-	return errors.As(err, &dnsErr) || errors.As(err, &addrErr)
-}
-
-// npConnectFailure is the line the twins print when they cannot connect.
-func npConnectFailure(host string, port int, err error) string {
-	var dnsErr *net.DNSError
-	switch {
-	case errors.As(err, &dnsErr) && (dnsErr.IsTimeout || dnsErr.IsTemporary):
-		return "Temporary failure in name resolution"
-	case npUnresolvable(err):
-		// The twins print getaddrinfo's own words.
-		return "Name or service not known"
-	case npIsSocket(host):
-		return fmt.Sprintf("connect to file socket %s: %s", host, npStrerror(err))
-	}
-	return fmt.Sprintf("connect to address %s and port %d: %s", host, port, npStrerror(err))
-}
-
-// npStrerror words a system error as the C library does ("Connection
-// refused"); Go's texts are the same, lowercased.
-func npStrerror(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return err.Error()
-	}
-	s := errno.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// npSocketTimeout is what the twins' alarm handler prints when -t runs out.
-func npSocketTimeout(t *timeoutFlag) nagios.Result {
-	return nagios.Resultf(t.state, "%s - Socket timeout after %s seconds",
-		t.state, strconv.FormatFloat(t.d.Seconds(), 'f', -1, 64))
-}
-
-// npTLSHandshake starts TLS over conn within ctx.
-func npTLSHandshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
-	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("TLS handshake: %w", err)
-	}
-	return tc, nil
-}
-
-// npTLSFailure is the twins' result for a failed handshake; the library's
-// reason goes in the long output, as OpenSSL's error lines do in theirs.
-func npTLSFailure(err error) nagios.Result {
-	r := nagios.Resultf(nagios.Critical, "CRITICAL - Cannot make SSL connection.")
-	r.Long = err.Error()
-	return r
-}
-
-// npCertDays are the -C/-D thresholds: days a certificate must still be valid.
-type npCertDays struct{ warn, crit int }
-
-// npParseCertDays reads "WARN" or "WARN,CRIT"; CRIT defaults to 0.
-func npParseCertDays(s string) (npCertDays, error) {
-	warn, crit, hasCrit := strings.Cut(s, ",")
-	var d npCertDays
-	var err error
-	if d.warn, err = strconv.Atoi(strings.TrimSpace(warn)); err != nil || d.warn < 0 {
-		return d, fmt.Errorf("invalid certificate expiration period %q", warn)
-	}
-	if hasCrit {
-		if d.crit, err = strconv.Atoi(strings.TrimSpace(crit)); err != nil || d.crit < 0 {
-			return d, fmt.Errorf("invalid certificate expiration period %q", crit)
-		}
-	}
-	return d, nil
-}
-
-// npCertExpiry judges the server certificate's expiry as the twins'
-// np_net_ssl_check_certificate does, in its words.
-func npCertExpiry(chain []*x509.Certificate, days npCertDays, now time.Time) nagios.Result {
-	if len(chain) == 0 {
-		return nagios.Resultf(nagios.Critical, "CRITICAL - Cannot retrieve server certificate.")
-	}
-	cert := chain[0]
-	cn := cert.Subject.CommonName
-	if cn == "" {
-		cn = "Unknown CN"
-	}
-	// The twin keeps the time left in a C float, and truncates days toward zero.
-	left := float64(float32(cert.NotAfter.Sub(now).Seconds()))
-	daysLeft := int(left / 86400)
-	stamp := cert.NotAfter.UTC().Format("Mon Jan _2 15:04:05 2006 -0700")
-	closeState := nagios.Critical
-	if daysLeft > days.crit {
-		closeState = nagios.Warning
-	}
-	switch {
-	case daysLeft > 0 && daysLeft <= days.warn:
-		return nagios.Resultf(closeState, "%s - Certificate '%s' expires in %d day(s) (%s).", closeState, cn, daysLeft, stamp)
-	case daysLeft == 0 && left > 0:
-		n, unit := int(left)/60, "minutes"
-		if left >= 3600 {
-			n, unit = int(left)/3600, "hours"
-		}
-		return nagios.Resultf(closeState, "%s - Certificate '%s' expires in %d %s (%s)", closeState, cn, n, unit, stamp)
-	case left < 0:
-		return nagios.Resultf(nagios.Critical, "CRITICAL - Certificate '%s' expired on %s.", cn, stamp)
-	case daysLeft == 0:
-		return nagios.Resultf(closeState, "%s - Certificate '%s' just expired (%s).", closeState, cn, stamp)
-	}
-	return nagios.Resultf(nagios.OK, "OK - Certificate '%s' will expire on %s.", cn, stamp)
 }

@@ -8,11 +8,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"io"
 	"math/big"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -167,6 +165,78 @@ func npNormalizeTimes(s string) string {
 	})
 }
 
+// requireIPv6 skips the test where ::1 cannot be bound.
+func requireIPv6(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("cannot bind ::1: %v", err)
+	}
+	ln.Close()
+}
+
+// usageCase is a command line a check must refuse, and what its message
+// must contain.
+type usageCase struct {
+	args []string
+	want string
+}
+
+// assertUsageErrors checks that plugin refuses each command line as a usage
+// error (exit 3, UNKNOWN) with a message that names the problem.
+func assertUsageErrors(t *testing.T, plugin string, cases []usageCase) {
+	t.Helper()
+	for _, tc := range cases {
+		var out strings.Builder
+		code := Main(context.Background(), plugin, tc.args, &out)
+		if code != 3 || !strings.HasPrefix(out.String(), "UNKNOWN - "+plugin+": ") || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%q: exit %d, want 3 and a message naming %s:\n%s", tc.args, code, tc.want, out.String())
+		}
+	}
+}
+
+// outputCase is a golden test of what Nagios reads from one run: the state,
+// and the output with measured times normalized by npNormalizeTimes.
+type outputCase struct {
+	name  string
+	args  []string
+	state nagios.State
+	want  string
+}
+
+// assertOutputs runs plugin in process for each case, as a subtest.
+func assertOutputs(t *testing.T, plugin string, cases []outputCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runOurs(t, context.Background(), plugin, tc.args...)
+			if got := npNormalizeTimes(r.Raw); r.Result.State != tc.state || got != tc.want {
+				t.Errorf("%q:\n got %s %q\nwant %s %q", tc.args, r.Result.State, got, tc.state, tc.want)
+			}
+		})
+	}
+}
+
+// assertCallerDeadline runs plugin's check on args, which point it at a
+// server that never answers, under a caller's deadline far shorter than its
+// -t: the caller's deadline ends the run, reported as the socket timeout.
+func assertCallerDeadline(t *testing.T, plugin string, args []string, want string) {
+	t.Helper()
+	spec, ok := Lookup(plugin)
+	if !ok {
+		t.Fatalf("%s is not registered", plugin)
+	}
+	c, err := spec.New(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if r := c.Run(ctx); r.State != nagios.Critical || r.Output != want {
+		t.Errorf("got %s %q, want CRITICAL %q", r.State, r.Output, want)
+	}
+}
+
 func TestTCPTwin(t *testing.T) {
 	referencePlugin(t, "check_tcp")
 	cert := npTestCert(t, "immune.test", npDays(30))
@@ -182,10 +252,7 @@ func TestTCPTwin(t *testing.T) {
 	sock := serveNP(t, "unix", filepath.Join(t.TempDir(), "s.sock"), nil, npBanner("unix here\n"))
 	closed := npClosedPort(t)
 
-	tests := []struct {
-		name string
-		args []string
-	}{
+	runTwinCases(t, "check_tcp", []twinCase{
 		{"connect only", []string{"-H", "127.0.0.1", "-p", ready.port}},
 		{"expect match", []string{"-H", "127.0.0.1", "-p", ready.port, "-e", "220"}},
 		{"expect long option", []string{"--hostname=127.0.0.1", "--port", ready.port, "--expect=ready"}},
@@ -222,39 +289,21 @@ func TestTCPTwin(t *testing.T) {
 		{"cert critical", []string{"-H", "127.0.0.1", "-p", secure.port, "-D", "40,35"}},
 		{"cert expired", []string{"-H", "127.0.0.1", "-p", stale.port, "-D", "5"}},
 		{"unix socket", []string{"-H", sock.host, "-e", "unix"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			theirs := runTheirs(t, "check_tcp", tt.args...)
-			ours := runOurs(t, context.Background(), "check_tcp", tt.args...)
-			t.Logf("%q\nours:   %stheirs: %s", tt.args, ours.Raw, theirs.Raw)
-			assertTwins(t, ours, theirs, tolerance{Abs: 0.5})
-		})
-	}
+	}, tolerance{Abs: 0.5})
 }
 
 func TestTCPTwinIPv6(t *testing.T) {
 	referencePlugin(t, "check_tcp")
-	ln, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		t.Skipf("cannot bind ::1: %v", err)
-	}
-	ln.Close()
+	requireIPv6(t)
 	s := serveNP(t, "tcp6", "[::1]:0", nil, npBanner("hi6\n"))
-	for _, args := range [][]string{
-		{"-H", "::1", "-p", s.port, "-e", "hi"},
-		{"-6", "-H", "::1", "-p", s.port},
-	} {
-		theirs := runTheirs(t, "check_tcp", args...)
-		ours := runOurs(t, context.Background(), "check_tcp", args...)
-		t.Logf("%q\nours:   %stheirs: %s", args, ours.Raw, theirs.Raw)
-		assertTwins(t, ours, theirs, tolerance{Abs: 0.5})
-	}
+	runTwinCases(t, "check_tcp", []twinCase{
+		{"expect", []string{"-H", "::1", "-p", s.port, "-e", "hi"}},
+		{"-6", []string{"-6", "-H", "::1", "-p", s.port}},
+	}, tolerance{Abs: 0.5})
 }
 
 func TestTCPBadArgumentsTwin(t *testing.T) {
-	referencePlugin(t, "check_tcp")
-	for _, args := range [][]string{
+	assertUsageTwins(t, "check_tcp", [][]string{
 		{"-H", "127.0.0.1", "-p", "0"},
 		{"-H", "127.0.0.1", "-p", "abc"},
 		{"-H", "127.0.0.1", "-p", "1", "-r", "bogus"},
@@ -265,38 +314,11 @@ func TestTCPBadArgumentsTwin(t *testing.T) {
 		{"-H", "127.0.0.1", "-p", "1", "-D", "x"},
 		{"-H", "127.0.0.1", "-p", "1", "--bogus"},
 		{"-H", "127.0.0.1", "-p"},
-	} {
-		theirs := npExitOfTheirs(t, "check_tcp", args...)
-		var out strings.Builder
-		ours := Main(context.Background(), "check_tcp", args, &out)
-		if ours != 3 || theirs != 3 {
-			t.Errorf("%q: exit ours %d, theirs %d; want 3 (UNKNOWN)\nours: %s", args, ours, theirs, out.String())
-		}
-	}
-}
-
-// npExitOfTheirs runs Debian's plugin for its exit code alone: its usage text
-// is no plugin output to parse.
-func npExitOfTheirs(t *testing.T, name string, args ...string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := exec.CommandContext(ctx, referencePlugin(t, name), args...).Run()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
-	}
-	if err != nil {
-		t.Fatalf("run %s: %v", name, err)
-	}
-	return 0
+	})
 }
 
 func TestTCPBadArguments(t *testing.T) {
-	tests := []struct {
-		args []string
-		want string // in the message
-	}{
+	assertUsageErrors(t, "check_tcp", []usageCase{
 		{[]string{"-p", "0"}, `-p "0"`},
 		{[]string{"-p", "70000"}, `-p "70000"`},
 		{[]string{"-p", "1", "-w", "abc"}, `-w "abc"`},
@@ -306,43 +328,26 @@ func TestTCPBadArguments(t *testing.T) {
 		{[]string{"-p", "1", "-D", "5,x"}, `-D "5,x"`},
 		{[]string{"-p", "1", "a", "b"}, `unexpected argument "b"`},
 		{[]string{"-H", "", "-p", "1"}, "-H"},
-	}
-	for _, tt := range tests {
-		var out strings.Builder
-		code := Main(context.Background(), "check_tcp", tt.args, &out)
-		if code != 3 || !strings.Contains(out.String(), tt.want) {
-			t.Errorf("%q: exit %d, want 3 and a message naming %s:\n%s", tt.args, code, tt.want, out.String())
-		}
-	}
+	})
 }
 
 func TestTCPOutput(t *testing.T) {
 	ready := serveNP(t, "tcp", "127.0.0.1:0", nil, npBanner("220 ready\r\n"))
 	quiet := serveNP(t, "tcp", "127.0.0.1:0", nil, npSilent)
 	closed := npClosedPort(t)
-	tests := []struct {
-		args  []string
-		state nagios.State
-		want  string
-	}{
-		{[]string{"-H", "127.0.0.1", "-p", ready.port}, nagios.OK,
+	assertOutputs(t, "check_tcp", []outputCase{
+		{"connect only", []string{"-H", "127.0.0.1", "-p", ready.port}, nagios.OK,
 			"TCP OK - T second response time on 127.0.0.1 port " + ready.port + "|time=Ts;;;0.000000;10.000000\n"},
-		{[]string{"-H", "127.0.0.1", "-p", ready.port, "-e", "220", "-w", "5", "-c", "9", "-t", "20"}, nagios.OK,
+		{"expect and thresholds", []string{"-H", "127.0.0.1", "-p", ready.port, "-e", "220", "-w", "5", "-c", "9", "-t", "20"}, nagios.OK,
 			"TCP OK - T second response time on 127.0.0.1 port " + ready.port + " [220 ready]|time=Ts;5.000000;9.000000;0.000000;20.000000\n"},
-		{[]string{"-H", "127.0.0.1", "-p", ready.port, "-e", "nope", "-w", "5", "-c", "9"}, nagios.Warning,
+		{"mismatch zeroes the thresholds", []string{"-H", "127.0.0.1", "-p", ready.port, "-e", "nope", "-w", "5", "-c", "9"}, nagios.Warning,
 			"TCP WARNING - Unexpected response from host/socket: 220 ready|time=Ts;0.000000;0.000000;0.000000;10.000000\n"},
-		{[]string{"-H", "127.0.0.1", "-p", closed, "-r", "warn"}, nagios.Warning,
+		{"refused", []string{"-H", "127.0.0.1", "-p", closed, "-r", "warn"}, nagios.Warning,
 			"connect to address 127.0.0.1 and port " + closed + ": Connection refused\n"},
 		// Our -t also takes the state a timeout gives, as other plugins do.
-		{[]string{"-H", "127.0.0.1", "-p", quiet.port, "-e", "x", "-t", "0.2:UNKNOWN"}, nagios.Unknown,
+		{"timeout state", []string{"-H", "127.0.0.1", "-p", quiet.port, "-e", "x", "-t", "0.2:UNKNOWN"}, nagios.Unknown,
 			"UNKNOWN - Socket timeout after 0.2 seconds\n"},
-	}
-	for _, tt := range tests {
-		r := runOurs(t, context.Background(), "check_tcp", tt.args...)
-		if got := npNormalizeTimes(r.Raw); r.Result.State != tt.state || got != tt.want {
-			t.Errorf("%q:\n got %s %q\nwant %s %q", tt.args, r.Result.State, got, tt.state, tt.want)
-		}
-	}
+	})
 }
 
 func TestTCPTrimResponse(t *testing.T) {
@@ -378,39 +383,39 @@ func TestTCPUnescape(t *testing.T) {
 		`everthing`: "everthing",
 		`end\`:      `end\`,
 	} {
-		if got := unescapeNP(in); got != want {
-			t.Errorf("unescapeNP(%q) = %q, want %q", in, got, want)
+		if got := tcpUnescape(in); got != want {
+			t.Errorf("tcpUnescape(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
 
-func TestNPCertExpiry(t *testing.T) {
+func TestCertExpiry(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	cert := func(cn string, left time.Duration) []*x509.Certificate {
 		return []*x509.Certificate{{Subject: pkix.Name{CommonName: cn}, NotAfter: now.Add(left)}}
 	}
 	tests := []struct {
 		chain []*x509.Certificate
-		days  npCertDays
+		days  certDays
 		state nagios.State
 		want  string
 	}{
-		{cert("a.test", 100*24*time.Hour), npCertDays{30, 10}, nagios.OK,
+		{cert("a.test", 100*24*time.Hour), certDays{30, 10}, nagios.OK,
 			"OK - Certificate 'a.test' will expire on Mon Mar  1 12:00:00 2027 +0000."},
-		{cert("a.test", 20*24*time.Hour+time.Hour), npCertDays{30, 10}, nagios.Warning,
+		{cert("a.test", 20*24*time.Hour+time.Hour), certDays{30, 10}, nagios.Warning,
 			"WARNING - Certificate 'a.test' expires in 20 day(s) (Fri Dec 11 13:00:00 2026 +0000)."},
-		{cert("a.test", 5*24*time.Hour), npCertDays{30, 10}, nagios.Critical,
+		{cert("a.test", 5*24*time.Hour), certDays{30, 10}, nagios.Critical,
 			"CRITICAL - Certificate 'a.test' expires in 5 day(s) (Thu Nov 26 12:00:00 2026 +0000)."},
-		{cert("", 5*time.Hour), npCertDays{30, 0}, nagios.Critical,
+		{cert("", 5*time.Hour), certDays{30, 0}, nagios.Critical,
 			"CRITICAL - Certificate 'Unknown CN' expires in 5 hours (Sat Nov 21 17:00:00 2026 +0000)"},
-		{cert("a.test", 30*time.Minute), npCertDays{1, 0}, nagios.Critical,
+		{cert("a.test", 30*time.Minute), certDays{1, 0}, nagios.Critical,
 			"CRITICAL - Certificate 'a.test' expires in 30 minutes (Sat Nov 21 12:30:00 2026 +0000)"},
-		{cert("a.test", -time.Hour), npCertDays{1, 0}, nagios.Critical,
+		{cert("a.test", -time.Hour), certDays{1, 0}, nagios.Critical,
 			"CRITICAL - Certificate 'a.test' expired on Sat Nov 21 11:00:00 2026 +0000."},
-		{nil, npCertDays{1, 0}, nagios.Critical, "CRITICAL - Cannot retrieve server certificate."},
+		{nil, certDays{1, 0}, nagios.Critical, "CRITICAL - Cannot retrieve server certificate."},
 	}
 	for _, tt := range tests {
-		r := npCertExpiry(tt.chain, tt.days, now)
+		r := certExpiry(tt.chain, tt.days, now)
 		if r.State != tt.state || r.Output != tt.want {
 			t.Errorf("got %s %q\nwant %s %q", r.State, r.Output, tt.state, tt.want)
 		}
@@ -419,23 +424,14 @@ func TestNPCertExpiry(t *testing.T) {
 
 func TestTCPTimeoutStopsPromptly(t *testing.T) {
 	quiet := serveNP(t, "tcp", "127.0.0.1:0", nil, npSilent)
-	c, err := newTCP([]string{"-H", "127.0.0.1", "-p", quiet.port, "-e", "x", "-t", "30"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A caller's earlier deadline wins over -t, and is reported as the socket timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	r := c.Run(ctx)
-	if r.State != nagios.Critical || r.Output != "CRITICAL - Socket timeout after 30 seconds" {
-		t.Errorf("got %s %q", r.State, r.Output)
-	}
+	assertCallerDeadline(t, "check_tcp", []string{"-H", "127.0.0.1", "-p", quiet.port, "-e", "x", "-t", "30"},
+		"CRITICAL - Socket timeout after 30 seconds")
 }
 
-func TestNPConnectFailure(t *testing.T) {
+func TestConnectFailure(t *testing.T) {
 	closed := npClosedPort(t)
 	dial := func(network, host string, port int) error {
-		conn, err := dialNP(context.Background(), network, host, port)
+		conn, err := dialHost(context.Background(), network, host, port)
 		if err == nil {
 			conn.Close()
 			t.Fatalf("dial %s %s:%d: connected", network, host, port)
@@ -458,8 +454,8 @@ func TestNPConnectFailure(t *testing.T) {
 		{"a.test", 80, &net.OpError{Op: "dial", Err: &net.DNSError{Err: "server misbehaving", Name: "a.test", IsTemporary: true}}, "Temporary failure in name resolution"},
 	}
 	for _, tt := range tests {
-		if got := npConnectFailure(tt.host, tt.port, tt.err); got != tt.want {
-			t.Errorf("npConnectFailure(%q, %d, %v) = %q, want %q", tt.host, tt.port, tt.err, got, tt.want)
+		if got := connectFailure(tt.host, tt.port, tt.err); got != tt.want {
+			t.Errorf("connectFailure(%q, %d, %v) = %q, want %q", tt.host, tt.port, tt.err, got, tt.want)
 		}
 	}
 }

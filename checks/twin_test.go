@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,19 +56,35 @@ func runOurs(t testing.TB, ctx context.Context, name string, args ...string) plu
 // runTheirs runs Debian's plugin with the same arguments.
 func runTheirs(t testing.TB, name string, args ...string) pluginRun {
 	t.Helper()
+	code, out := execTheirs(t, name, args...)
+	return parseRun(t, "theirs", code, out)
+}
+
+// exitOfTheirs runs Debian's plugin for its exit code alone: its usage text
+// is no plugin output to parse.
+func exitOfTheirs(t testing.TB, name string, args ...string) int {
+	t.Helper()
+	code, _ := execTheirs(t, name, args...)
+	return code
+}
+
+// execTheirs runs Debian's plugin in the C locale, for its exit code and
+// standard output.
+func execTheirs(t testing.TB, name string, args ...string) (int, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, referencePlugin(t, name), args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	out, err := cmd.Output()
-	code := 0
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
+		return exit.ExitCode(), string(out)
+	}
+	if err != nil {
 		t.Fatalf("run %s: %v", name, err)
 	}
-	return parseRun(t, "theirs", code, string(out))
+	return 0, string(out)
 }
 
 func parseRun(t testing.TB, who string, code int, out string) pluginRun {
@@ -105,6 +122,40 @@ func sameText(a, b string, tol tolerance) bool {
 		}
 	}
 	return true
+}
+
+// twinCase is one command line to give both twins.
+type twinCase struct {
+	name string
+	args []string
+}
+
+// runTwinCases runs each case, as a subtest, through Debian's plugin and
+// ours, and compares the two with assertTwins.
+func runTwinCases(t *testing.T, plugin string, cases []twinCase, tol tolerance) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			theirs := runTheirs(t, plugin, tc.args...)
+			ours := runOurs(t, context.Background(), plugin, tc.args...)
+			t.Logf("%q\nours:   %stheirs: %s", tc.args, ours.Raw, theirs.Raw)
+			assertTwins(t, ours, theirs, tol)
+		})
+	}
+}
+
+// assertUsageTwins checks that Debian's plugin and ours both refuse each
+// command line as a usage error: UNKNOWN, exit 3.
+func assertUsageTwins(t *testing.T, plugin string, cases [][]string) {
+	t.Helper()
+	for _, args := range cases {
+		theirs := exitOfTheirs(t, plugin, args...)
+		var out strings.Builder
+		ours := Main(context.Background(), plugin, args, &out)
+		if ours != 3 || theirs != 3 {
+			t.Errorf("%q: exit ours %d, theirs %d; want 3 (UNKNOWN)\nours: %s", args, ours, theirs, out.String())
+		}
+	}
 }
 
 // assertTwins checks that ours answers as theirs does: same exit code, the
