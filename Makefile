@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime 30s
 	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParsePerf$$' -fuzztime 30s
 	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
+	$(GO) test ./nagios/nrpe -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime 30s
 
 clean:
 	rm -rf $(BIN)

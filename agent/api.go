@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/immune-ops/immune/nagios"
+)
+
+// API serves the agent's readings over HTTP: /healthz for anyone, and with
+// a credential (the bearer token, or a client certificate the TLS listener
+// verified) the checks as JSON, one check, the Prometheus exposition at
+// /metrics, and the snapshot of gauges the coordinator compares.
+type API struct {
+	Host, HostType string
+	Store          *Store
+	Gauges         *Gauges
+	// Token is the bearer token; empty accepts only client certificates.
+	Token string
+	Log   *slog.Logger
+}
+
+// Handler returns the API's routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /api/v1/checks", a.auth(http.HandlerFunc(a.checks)))
+	mux.Handle("GET /api/v1/checks/{name}", a.auth(http.HandlerFunc(a.check)))
+	mux.Handle("GET /api/v1/snapshot", a.auth(http.HandlerFunc(a.snapshot)))
+	mux.Handle("GET /metrics", a.auth(http.HandlerFunc(a.metrics)))
+	return mux
+}
+
+// auth lets a request through with the right bearer token or a verified
+// client certificate. The token itself is never logged.
+func (a *API) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && a.Token != "" && subtle.ConstantTimeCompare([]byte(given), []byte(a.Token)) == 1 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", ok)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="immune"`)
+		http.Error(w, "a bearer token or a client certificate is required", http.StatusUnauthorized)
+	})
+}
+
+// checksReply is the answer of /api/v1/checks.
+type checksReply struct {
+	Host     string   `json:"host"`
+	HostType string   `json:"host_type"`
+	Checks   []Status `json:"checks"`
+}
+
+func (a *API) checks(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, checksReply{Host: a.Host, HostType: a.HostType, Checks: a.Store.All()})
+}
+
+func (a *API) check(w http.ResponseWriter, r *http.Request) {
+	st, ok := a.Store.Get(r.PathValue("name"))
+	if !ok {
+		http.Error(w, fmt.Sprintf("no check named %q", r.PathValue("name")), http.StatusNotFound)
+		return
+	}
+	writeJSON(w, st)
+}
+
+func (a *API) snapshot(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, a.Gauges.Snapshot(r.Context()))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// metrics writes the Prometheus text exposition: each check's state, and each
+// perfdata value as a gauge labelled with its check and label.
+func (a *API) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	all := a.Store.All()
+	var b strings.Builder
+	b.WriteString("# HELP immune_check_state Check state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE immune_check_state gauge\n")
+	for _, st := range all {
+		fmt.Fprintf(&b, "immune_check_state{check=%s,state_type=%s} %d\n", quoteLabel(st.Name), quoteLabel(string(st.StateType)), st.State.ExitCode())
+	}
+	b.WriteString("# HELP immune_check_attempt Check attempt of max_check_attempts.\n# TYPE immune_check_attempt gauge\n")
+	for _, st := range all {
+		fmt.Fprintf(&b, "immune_check_attempt{check=%s} %d\n", quoteLabel(st.Name), st.Attempt)
+	}
+	b.WriteString("# HELP immune_check_last_run_timestamp_seconds When the check last ran.\n# TYPE immune_check_last_run_timestamp_seconds gauge\n")
+	for _, st := range all {
+		fmt.Fprintf(&b, "immune_check_last_run_timestamp_seconds{check=%s} %d\n", quoteLabel(st.Name), st.LastCheck.Unix())
+	}
+	b.WriteString("# HELP immune_check_perfdata A perfdata value of a check, in the check's own unit.\n# TYPE immune_check_perfdata gauge\n")
+	for _, st := range all {
+		perf := append([]nagios.Perf(nil), st.Perf...)
+		sort.SliceStable(perf, func(i, j int) bool { return perf[i].Label < perf[j].Label })
+		for _, p := range perf {
+			if p.Unknown {
+				continue
+			}
+			fmt.Fprintf(&b, "immune_check_perfdata{check=%s,label=%s,uom=%s} %s\n",
+				quoteLabel(st.Name), quoteLabel(p.Label), quoteLabel(p.UOM), strconv.FormatFloat(p.Value, 'g', -1, 64))
+		}
+	}
+	io.WriteString(w, b.String())
+}
+
+// quoteLabel writes a Prometheus label value: quoted, with \, " and newline escaped.
+func quoteLabel(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}

@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/nagios"
+)
+
+func TestSplayIsStableAndSpread(t *testing.T) {
+	interval := time.Minute
+	seen := map[time.Duration]bool{}
+	for _, name := range []string{"check_load", "check_disk", "check_procs", "check_php_fatals", "check_http"} {
+		s := splay(name, interval)
+		if s != splay(name, interval) {
+			t.Fatalf("splay of %s changes", name)
+		}
+		if s < 0 || s >= interval {
+			t.Fatalf("splay of %s = %v, outside the interval", name, s)
+		}
+		seen[s] = true
+	}
+	if len(seen) < 4 {
+		t.Errorf("five checks share %d splay values: not spread", len(seen))
+	}
+}
+
+func TestNextRun(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 30, 0, time.UTC)
+	cfg := conf.Check{Name: "check_load", Interval: conf.Duration(time.Minute), RetryInterval: conf.Duration(15 * time.Second), Timeout: conf.Duration(10 * time.Second)}
+	offset := splay(cfg.Name, time.Minute)
+	tests := []struct {
+		name string
+		st   Status
+		ok   bool
+		want time.Time
+	}{
+		{"never ran: soon, spread", Status{}, false, now.Add(offset % firstRunWindow)},
+		{"overdue after downtime: soon", Status{Result: nagios.Result{State: nagios.OK}, StateType: Hard, LastCheck: now.Add(-time.Hour)}, true, now.Add(offset % firstRunWindow)},
+		{"soft problem: retry interval", Status{Result: nagios.Result{State: nagios.Critical}, StateType: Soft, LastCheck: now.Add(-5 * time.Second)}, true, now.Add(10 * time.Second)},
+		{"soft problem, retry due: now", Status{Result: nagios.Result{State: nagios.Critical}, StateType: Soft, LastCheck: now.Add(-20 * time.Second)}, true, now},
+	}
+	for _, tt := range tests {
+		if got := nextRun(cfg, tt.st, tt.ok, now); !got.Equal(tt.want) {
+			t.Errorf("%s: next %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// Hard or OK: on the interval, at the check's own place in it, the
+	// same after a restart.
+	st := Status{Result: nagios.Result{State: nagios.Warning}, StateType: Hard, LastCheck: now.Add(-10 * time.Second)}
+	a := nextRun(cfg, st, true, now)
+	b := nextRun(cfg, st, true, now.Add(time.Second))
+	if !a.Equal(b) || !a.After(now) || a.Sub(now) > time.Minute {
+		t.Errorf("hard: next %v and %v, want one slot within a minute", a, b)
+	}
+	if got := a.Sub(a.Truncate(time.Minute)); got != offset {
+		t.Errorf("slot at %v into the minute, want the splay %v", got, offset)
+	}
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/immune-ops/immune/agent"
+	"github.com/immune-ops/immune/conf"
+)
+
+func init() {
+	commands["agent"] = command{
+		summary: "run the host agent: immune agent --config FILE (--check-config FILE validates)",
+		run:     runAgent,
+	}
+}
+
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "agent config `file` (see conf/agent.yaml)")
+	checkOnly := fs.String("check-config", "", "validate the config `file` and exit: 0 when valid")
+	verbose := fs.Bool("v", false, "log debug messages")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *checkOnly != "" {
+		if _, err := conf.LoadAgent(*checkOnly); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *checkOnly)
+		return 0
+	}
+	if *config == "" {
+		fmt.Fprintln(stderr, "immune agent: --config FILE is required")
+		fs.Usage()
+		return 2
+	}
+	cfg, err := conf.LoadAgent(*config)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	a, err := agent.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "immune agent: %v\n", err)
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "immune agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
