@@ -254,7 +254,7 @@ func TestNTPTimeAgainstResponder(t *testing.T) {
 		{"asks four times", nil, []string{"-w", "1", "-c", "2"}, nagios.Warning,
 			`^NTP WARNING: Offset 1\.[45]\d* secs$`, "", 4},
 		{"long option names", nil, []string{"--warning=2", "--critical=3", "--time_offset=-1", "--quiet", "-vv"}, nagios.OK,
-			`^NTP OK: Offset 0\.[45]\d* secs$`, "answer 4: offset 1.5", 0},
+			`^NTP OK: Offset 0\.[45]\d* secs$`, "answer 4: offset 1.", 0},
 		{"last of -4 and -6 wins", nil, []string{"-6", "-4"}, nagios.OK, `^NTP OK: Offset 1\.[45]\d* secs$`, "", 0},
 		{"IPv6 only for an IPv4 address", nil, []string{"-4", "-6"}, nagios.Unknown,
 			`^error getting address for 127\.0\.0\.1: `, "", 0},
