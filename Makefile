@@ -8,7 +8,7 @@ BIN       := bin
 TEST_PKGS := monitoring-plugins nagios-nrpe-plugin
 export IMMUNE_REQUIRE_REAL ?= 1
 
-.PHONY: all build demo test deps bench vet fuzz clean
+.PHONY: all build demo test deps bench bench-deps vet fuzz clean
 
 all: build
 
@@ -16,6 +16,7 @@ all: build
 # what separates a Go plugin's start-up from a C plugin's.
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune ./cmd/immune
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-agent ./cmd/immune-agent
 	@for c in $$($(BIN)/immune check --list --names); do ln -sf immune $(BIN)/$$c; done
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/plugins/check_example ./plugins/example/check_example
 
@@ -43,7 +44,15 @@ vet:
 test: deps build vet
 	$(GO) test -count=1 -timeout 8m ./...
 
-bench: deps build
+# Debian packages the benchmarks compare against: the NRPE daemon.
+BENCH_PKGS := nagios-nrpe-server
+
+# bench-deps installs them the way deps installs the tests' packages, after
+# deps so that two apt-get runs never contend for dpkg's lock under make -j.
+bench-deps: deps
+	@$(MAKE) --no-print-directory deps TEST_PKGS="$(BENCH_PKGS)"
+
+bench: bench-deps build
 	$(GO) run ./cmd/benchtable
 
 fuzz:

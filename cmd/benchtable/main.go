@@ -1,5 +1,7 @@
 // Command benchtable measures immune against the software it replaces and
-// prints the figures side by side; `make bench` runs it.
+// prints the figures side by side; `make bench` runs it. Its tables: CPU per
+// check execution against the C plugins, NRPE throughput against Debian's
+// nrpe daemon, and the agent's memory and CPU running 50 checks.
 //
 // CPU time, not wall time, is what is compared: it is what a check costs a
 // busy host, and it is steadier than wall time on a shared machine.
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 	"text/tabwriter"
@@ -20,14 +23,36 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == subreaperMode {
+		os.Exit(runSubreaper(os.Args[2:]))
+	}
 	runs := flag.Int("runs", 200, "executions of each check per measurement")
 	bin := flag.String("bin", "bin", "directory holding immune's check links (make build)")
 	ref := flag.String("ref", "/usr/lib/nagios/plugins", "directory holding the monitoring-plugins twins")
+	ours := flag.Int("nrpe-requests", 4000, "NRPE queries sent to immune's agent")
+	theirs := flag.Int("nrpe-requests-debian", 1000, "NRPE queries sent to Debian's nrpe")
+	warmup := flag.Duration("warmup", 15*time.Second, "agent footprint: time before measuring")
+	window := flag.Duration("window", 60*time.Second, "agent footprint: time measured")
 	flag.Parse()
-	if err := checkCPU(os.Stdout, *runs, *bin, *ref); err != nil {
+	// An interrupt cancels ctx, so the servers started are stopped on the
+	// way out rather than left running.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *runs, *bin, *ref, *ours, *theirs, *warmup, *window); err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
+}
+
+// run prints the tables in turn, stopping at the first that fails.
+func run(ctx context.Context, runs int, bin, ref string, ours, theirs int, warmup, window time.Duration) error {
+	if err := checkCPU(ctx, os.Stdout, runs, bin, ref); err != nil {
+		return err
+	}
+	if err := nrpeThroughput(ctx, os.Stdout, bin, ref, ours, theirs); err != nil {
+		return err
+	}
+	return agentFootprint(ctx, os.Stdout, bin, ref, warmup, window)
 }
 
 // cpuTime is the user+system CPU time used so far by who (RUSAGE_SELF or RUSAGE_CHILDREN).
@@ -79,7 +104,7 @@ func inProcess(name string, args []string) (func() error, error) {
 
 // checkCPU is issue 2's table: CPU per execution of a check run in process,
 // our binary run as a process, and the C plugin run as a process.
-func checkCPU(w *os.File, runs int, bin, ref string) error {
+func checkCPU(ctx context.Context, w *os.File, runs int, bin, ref string) error {
 	cases := []struct {
 		name string
 		args []string
@@ -92,6 +117,9 @@ func checkCPU(w *os.File, runs int, bin, ref string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "check\timmune in process\timmune binary\tC plugin (fork/exec)\tC / in process\tbinary / C\t")
 	for _, c := range cases {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		fn, err := inProcess(c.name, c.args)
 		if err != nil {
 			return err

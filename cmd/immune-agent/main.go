@@ -1,3 +1,6 @@
+// Command immune-agent is the host agent; `immune agent` runs it. It is a
+// binary of its own because it links go-plugin, gRPC and protobuf, whose
+// start-up cost every plugin run of bin/immune would otherwise pay.
 package main
 
 import (
@@ -6,16 +9,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/immune-ops/immune/agent"
 	"github.com/immune-ops/immune/conf"
 )
 
-func init() {
-	commands["agent"] = command{
-		summary: "run the host agent: immune agent --config FILE (--check-config FILE validates)",
-		run:     runAgent,
-	}
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runAgent(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
