@@ -176,11 +176,7 @@ func (a *Agent) validate(c *checker) {
 		c.errorf("host_type", "required (www, chat, db, memcache, ...)")
 	}
 	if a.DataDir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			c.errorf("data_dir", "not set, and there is no home directory for the default: %v", err)
-		}
-		a.DataDir = filepath.Join(home, ".local", "state", "immune")
+		a.DataDir = defaultStateDir(c, "data_dir", "immune")
 	}
 	if a.MaxConcurrent == 0 {
 		a.MaxConcurrent = DefaultMaxConcurrent
@@ -395,4 +391,14 @@ func (p *Passive) validate(c *checker) {
 			c.errorf("passive.icinga.user", "required")
 		}
 	}
+}
+
+// defaultStateDir is ~/.local/state/name, for a data_dir left unset.
+func defaultStateDir(c *checker, field, name string) string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		c.errorf(field, "not set, and there is no home directory for the default: %v", err)
+		return ""
+	}
+	return filepath.Join(home, ".local", "state", name)
 }

@@ -96,3 +96,39 @@ func TestParsePrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleFleetConfig(t *testing.T) {
+	f, err := LoadFleet("fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Hosts) != 6 || len(f.Phases) != 2 || f.Phases[0] != 5 || f.BreachSamples != 3 || len(f.Limits) != 6 {
+		t.Errorf("example fleet: %+v", f)
+	}
+	if f.Windows.MaxWait.D() != 5*time.Minute || f.Revert.Timeout.D() != 2*time.Minute {
+		t.Errorf("windows %+v, revert %+v", f.Windows, f.Revert)
+	}
+	reg := f.Limits[5]
+	if reg.Aggregate == nil || reg.Aggregate.Fall == nil || !reg.Aggregate.Fall.Percent || reg.Aggregate.Fall.Value != 20 || reg.Missing != MissingWait {
+		t.Errorf("registrations limit: %+v", reg)
+	}
+}
+
+func TestBadFleetConfigs(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"listen: x\nhosts: []\n", `f.yaml:1:1: listen: "x" is not host:port
+f.yaml:2:1: hosts: at least one host is required`},
+		{"listen: 127.0.0.1:1\nagent_token_file: t\nhosts: [{name: a, address: 'h:1', host_type: www}]\nphases: [50%, 40%]\n",
+			"f.yaml:4:15: phases[1]: 40% is not more than the phase before\nf.yaml:4:15: phases[1]: the last phase must be 100%, not 40%"},
+		{"listen: 127.0.0.1:1\nagent_token_file: t\nhosts: [{name: a, address: 'h:1', host_type: www}]\nlimits:\n  - gauge: load\n    host_types: [db]\n    rise: lots\n",
+			`f.yaml:7: limits[0].rise: "lots" is not a change: want an amount (10) or a percent (50%), not negative`},
+		{"listen: 127.0.0.1:1\nagent_token_file: t\nhosts: [{name: a, address: 'h:1', host_type: www}]\nlimits:\n  - gauge: load\n    host_types: [db]\n    missing: maybe\n",
+			"f.yaml:5:5: limits[0]: sets no bound: give max, min, rise, fall or aggregate\nf.yaml:6:18: limits[0].host_types[0]: no host has the type \"db\"\nf.yaml:7:5: limits[0].missing: \"maybe\": want fail, ignore or wait"},
+	}
+	for _, tt := range tests {
+		_, err := ParseFleet("f.yaml", []byte(tt.text))
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q:\n got %v\nwant %s", tt.text, err, tt.want)
+		}
+	}
+}
