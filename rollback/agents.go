@@ -1,0 +1,201 @@
+package rollback
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/immune-ops/immune/conf"
+)
+
+// AgentClient talks to the agents' HTTP API: the coordinator reads agents
+// only through it, as it will across a real network.
+type AgentClient struct {
+	HTTP *http.Client
+	// ReadToken is a host's read credential; DeployToken is the coordinator's own.
+	ReadToken   func(host conf.Host) string
+	DeployToken string
+}
+
+// NewAgentClient reads the fleet's credentials and prepares a client whose
+// connections are reused across the many calls of a push.
+func NewAgentClient(f *conf.Fleet) (*AgentClient, error) {
+	deploy, err := readToken(f.DeployTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("deploy token: %w", err)
+	}
+	tokens := map[string]string{}
+	for _, file := range append([]string{f.AgentTokenFile}, hostTokenFiles(f)...) {
+		if file == "" || tokens[file] != "" {
+			continue
+		}
+		t, err := readToken(file)
+		if err != nil {
+			return nil, fmt.Errorf("agent token: %w", err)
+		}
+		tokens[file] = t
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 4
+	transport.MaxIdleConns = 4096
+	return &AgentClient{
+		HTTP:        &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		DeployToken: deploy,
+		ReadToken: func(h conf.Host) string {
+			if h.TokenFile != "" {
+				return tokens[h.TokenFile]
+			}
+			return tokens[f.AgentTokenFile]
+		},
+	}, nil
+}
+
+func hostTokenFiles(f *conf.Fleet) []string {
+	var files []string
+	for _, h := range f.Hosts {
+		files = append(files, h.TokenFile)
+	}
+	return files
+}
+
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", fmt.Errorf("no token file configured")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return t, nil
+}
+
+// snapshotReply is the part of the agent's /api/v1/snapshot the coordinator reads.
+type snapshotReply struct {
+	Host   string `json:"host"`
+	Gauges map[string]struct {
+		Value float64 `json:"value"`
+	} `json:"gauges"`
+}
+
+// Snapshot reads one host's gauges.
+func (c *AgentClient) Snapshot(ctx context.Context, h conf.Host) (Sample, error) {
+	var reply snapshotReply
+	if err := c.call(ctx, h, "GET", "/api/v1/snapshot", c.ReadToken(h), nil, &reply); err != nil {
+		return Sample{}, err
+	}
+	s := Sample{At: time.Now(), Gauges: make(map[string]float64, len(reply.Gauges))}
+	for name, g := range reply.Gauges {
+		s.Gauges[name] = g.Value
+	}
+	return s, nil
+}
+
+// Release is what an agent says of its releases.
+type Release struct {
+	Current  string   `json:"current"`
+	Previous string   `json:"previous"`
+	Releases []string `json:"releases"`
+}
+
+// Release reads which release a host runs.
+func (c *AgentClient) Release(ctx context.Context, h conf.Host) (Release, error) {
+	var r Release
+	err := c.call(ctx, h, "GET", "/api/v1/release", c.DeployToken, nil, &r)
+	return r, err
+}
+
+// Deploy has a host fetch, verify and activate a revision's artifact.
+func (c *AgentClient) Deploy(ctx context.Context, h conf.Host, revision, artifactURL, sha256 string) (Release, error) {
+	var r Release
+	body := map[string]string{"revision": revision, "artifact_url": artifactURL, "sha256": sha256}
+	err := c.call(ctx, h, "POST", "/api/v1/deploy", c.DeployToken, body, &r)
+	return r, err
+}
+
+// Rollback switches a host back to a release (the previous one when to is empty).
+func (c *AgentClient) Rollback(ctx context.Context, h conf.Host, to string) (Release, error) {
+	var r Release
+	err := c.call(ctx, h, "POST", "/api/v1/rollback", c.DeployToken, map[string]string{"to": to}, &r)
+	return r, err
+}
+
+// call makes one API call and decodes its JSON answer; a non-2xx answer is
+// an error carrying the agent's message.
+func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+h.Address+path, rd)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", h.Name, path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s %s: %w", h.Name, method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s %s: read answer: %w", h.Name, method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s %s: %s: %s", h.Name, method, path, resp.Status, strings.TrimSpace(string(data)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s %s: decode answer: %w", h.Name, method, path, err)
+		}
+	}
+	return nil
+}
+
+// forEach runs fn for every host, at most limit at once, and returns the
+// errors by host name.
+func forEach(ctx context.Context, hosts []conf.Host, limit int, fn func(context.Context, conf.Host) error) map[string]error {
+	var mu sync.Mutex
+	errs := map[string]error{}
+	sem := make(chan struct{}, max(limit, 1))
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			mu.Lock()
+			errs[h.Name] = ctx.Err()
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, h); err != nil {
+				mu.Lock()
+				errs[h.Name] = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}

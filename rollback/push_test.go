@@ -1,0 +1,395 @@
+package rollback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/immune-ops/immune/conf"
+)
+
+// standIn is an agent's API in memory: the coordinator's side of the
+// protocol is what these tests drive. Gauges depend on the release the host
+// runs, as a real app's do; the end-to-end tests run real agents.
+type standIn struct {
+	name, hostType string
+	mu             sync.Mutex
+	current, prev  string
+	deploys        int
+	// gauges gives the host's gauges for a release and a sample number.
+	gauges  func(host, hostType, release string, n int) map[string]float64
+	samples int
+	down    bool
+}
+
+func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		http.Error(w, "down", 503)
+		return
+	}
+	reply := func(v any) { json.NewEncoder(w).Encode(v) }
+	release := func() Release { return Release{Current: a.current, Previous: a.prev} }
+	switch r.URL.Path {
+	case "/api/v1/snapshot":
+		a.samples++
+		gauges := map[string]map[string]float64{}
+		for k, v := range a.gauges(a.name, a.hostType, a.current, a.samples) {
+			gauges[k] = map[string]float64{"value": v}
+		}
+		reply(map[string]any{"host": a.name, "gauges": gauges})
+	case "/api/v1/release":
+		reply(release())
+	case "/api/v1/deploy":
+		var req map[string]string
+		json.NewDecoder(r.Body).Decode(&req)
+		if req["revision"] != a.current {
+			a.prev, a.current = a.current, req["revision"]
+			a.deploys++
+		}
+		reply(release())
+	case "/api/v1/rollback":
+		var req map[string]string
+		json.NewDecoder(r.Body).Decode(&req)
+		if req["to"] != a.current {
+			a.prev, a.current = a.current, req["to"]
+		}
+		reply(release())
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+type testFleet struct {
+	cfg    *conf.Fleet
+	agents map[string]*standIn
+	c      *Coordinator
+	dir    string
+}
+
+// newTestFleet starts stand-in agents for hosts "name:type" all on release
+// "v1", and a coordinator over them with fast windows.
+func newTestFleet(t *testing.T, hosts []string, limits string, gauges func(host, hostType, release string, n int) map[string]float64) *testFleet {
+	t.Helper()
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("secret\n"), 0o600)
+	var yaml strings.Builder
+	fmt.Fprintf(&yaml, "listen: 127.0.0.1:0\ndata_dir: %s\ndeploy_token_file: %s\nagent_token_file: %s\n", dir, token, token)
+	yaml.WriteString("windows: {baseline: 300ms, observe: 800ms, sample_interval: 100ms, max_wait: 500ms}\nbreach_samples: 3\nhosts:\n")
+	f := &testFleet{agents: map[string]*standIn{}, dir: dir}
+	for _, h := range hosts {
+		name, hostType, _ := strings.Cut(h, ":")
+		a := &standIn{name: name, hostType: hostType, current: "v1", gauges: gauges}
+		srv := httptest.NewServer(a)
+		t.Cleanup(srv.Close)
+		f.agents[name] = a
+		fmt.Fprintf(&yaml, "  - {name: %s, host_type: %s, address: %q}\n", name, hostType, strings.TrimPrefix(srv.URL, "http://"))
+	}
+	yaml.WriteString(limits)
+	cfg, err := conf.ParseFleet("fleet.yaml", []byte(yaml.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cfg = cfg
+	f.c = f.coordinator(t, context.Background())
+	return f
+}
+
+// coordinator makes a coordinator over the fleet's store, as after a (re)start.
+func (f *testFleet) coordinator(t *testing.T, ctx context.Context) *Coordinator {
+	t.Helper()
+	store, err := OpenFileStore(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := NewAgentClient(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Coordinator{
+		Fleet: f.cfg, Store: store, Agents: agents, Context: ctx,
+		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ArtifactURL: func(sum string) string { return "http://artifacts.invalid/" + sum },
+		Revert: func(_ context.Context, rev string) (string, error) {
+			return "Revert \"" + rev + "\"\n", nil
+		},
+	}
+}
+
+// wait waits for the push to end and returns it as stored.
+func (f *testFleet) wait(t *testing.T, id string) *Push {
+	t.Helper()
+	f.c.Wait()
+	p, err := f.c.Store.Push(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const sha = "0000000000000000000000000000000000000000000000000000000000000000"
+
+const phpLimits = `limits:
+  - gauge: php_errors
+    host_types: [www]
+    rise: 10
+  - gauge: loadavg1
+    max: 6
+`
+
+// badOnWWW: the release "bad" makes PHP throw fatal errors on web hosts.
+func badOnWWW(_, hostType, release string, _ int) map[string]float64 {
+	g := map[string]float64{"php_errors": 0.2, "loadavg1": 1}
+	if release == "bad" && hostType == "www" {
+		g["php_errors"] = 41
+	}
+	return g
+}
+
+var twentyHosts = func() []string {
+	var hs []string
+	for i := 1; i <= 12; i++ {
+		hs = append(hs, fmt.Sprintf("www%02d:www", i))
+	}
+	for i := 1; i <= 4; i++ {
+		hs = append(hs, fmt.Sprintf("chat%d:chat", i))
+	}
+	return append(hs, "db1:db", "db2:db", "mc1:memcache", "mc2:memcache")
+}()
+
+func TestGoodPushGoesLive(t *testing.T) {
+	f := newTestFleet(t, twentyHosts, phpLimits, badOnWWW)
+	p, err := f.c.Start("good", sha, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.Phases[0].Hosts); n != 4 {
+		t.Errorf("phase 1 has %d hosts, want one of each of the 4 types (%v)", n, p.Phases[0].Hosts)
+	}
+	p = f.wait(t, p.ID)
+	if p.State != StateLive || p.HostsDone() != 20 {
+		t.Fatalf("push %s, %d hosts; events %v", p.State, p.HostsDone(), p.Events)
+	}
+	for name, a := range f.agents {
+		if a.current != "good" {
+			t.Errorf("%s runs %q", name, a.current)
+		}
+	}
+	if l, _ := f.c.Store.Locks(); l.Push != "" || l.Commit != nil {
+		t.Errorf("locks after a good push: %+v", l)
+	}
+}
+
+func TestBadPushCaughtInPhaseOne(t *testing.T) {
+	f := newTestFleet(t, twentyHosts, phpLimits, badOnWWW)
+	p, err := f.c.Start("bad", sha, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack || p.Phase != 0 {
+		t.Fatalf("push %s in phase %d; events %v", p.State, p.Phase+1, p.Events)
+	}
+	if !strings.HasPrefix(p.Reason, "phase 1: php_errors on www01 rose from 0.2 to 41, limit +10") {
+		t.Errorf("reason %q", p.Reason)
+	}
+	touched := 0
+	for name, a := range f.agents {
+		if a.current != "v1" {
+			t.Errorf("%s left on %q", name, a.current)
+		}
+		if a.deploys > 0 {
+			touched++
+		}
+	}
+	if touched != 4 || len(p.Touched) != 4 {
+		t.Errorf("%d hosts touched (%v), want the 4 of phase 1", touched, p.Touched)
+	}
+	if p.Revert == nil || p.Revert.Output != "Revert \"bad\"\n" {
+		t.Errorf("revert %+v", p.Revert)
+	}
+	l, _ := f.c.Store.Locks()
+	if l.Commit == nil || l.Commit.Revision != "bad" || l.Push != "" {
+		t.Fatalf("locks %+v", l)
+	}
+	// Locked: the next push is refused until a person clears the lock.
+	if _, err := f.c.Start("next", sha, "carol"); err == nil || !strings.Contains(err.Error(), "pushes are blocked") {
+		t.Errorf("push while locked: %v", err)
+	}
+	if err := f.c.Unlock("dave", ""); err == nil {
+		t.Error("unlock without a reason")
+	}
+	if err := f.c.Unlock("dave", "fixed the avatar bug in r124"); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = f.c.Store.Locks()
+	if l.Commit != nil || len(l.Cleared) != 1 || l.Cleared[0].ClearedBy != "dave" {
+		t.Errorf("locks after unlock %+v", l)
+	}
+}
+
+func TestBadPushCaughtOnlyInPhaseTwo(t *testing.T) {
+	// Only the chat hosts beyond the first suffer: phase 1 passes.
+	gauges := func(host, hostType, release string, _ int) map[string]float64 {
+		g := map[string]float64{"loadavg1": 1}
+		if release == "bad" && hostType == "chat" && host != "chat1" {
+			g["loadavg1"] = 9
+		}
+		return g
+	}
+	f := newTestFleet(t, twentyHosts, "limits:\n  - gauge: loadavg1\n    host_types: [chat]\n    max: 8\n", gauges)
+	p, _ := f.c.Start("bad", sha, "erin")
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack || p.Phase != 1 || len(p.Touched) != 20 {
+		t.Fatalf("push %s in phase %d, %d touched: %s", p.State, p.Phase+1, len(p.Touched), p.Reason)
+	}
+	if !strings.HasPrefix(p.Reason, "phase 2: loadavg1 on chat2 is 9, above the limit 8") {
+		t.Errorf("reason %q", p.Reason)
+	}
+	for name, a := range f.agents {
+		if a.current != "v1" {
+			t.Errorf("%s left on %q", name, a.current)
+		}
+	}
+}
+
+func TestSpikeDoesNotRollBack(t *testing.T) {
+	spike := func(_, _, release string, n int) map[string]float64 {
+		g := map[string]float64{"loadavg1": 1}
+		if release == "spiky" && n%3 == 0 {
+			g["loadavg1"] = 50
+		}
+		return g
+	}
+	f := newTestFleet(t, []string{"www1:www", "www2:www"}, "limits:\n  - gauge: loadavg1\n    max: 6\n", spike)
+	p, _ := f.c.Start("spiky", sha, "frank")
+	if p = f.wait(t, p.ID); p.State != StateLive {
+		t.Fatalf("push %s: %s", p.State, p.Reason)
+	}
+}
+
+func TestBusinessGaugeFalls(t *testing.T) {
+	regs := func(_, _, release string, _ int) map[string]float64 {
+		if release == "bad" {
+			return map[string]float64{"registrations": 40}
+		}
+		return map[string]float64{"registrations": 100}
+	}
+	f := newTestFleet(t, []string{"www1:www", "www2:www"}, "limits:\n  - gauge: registrations\n    aggregate: {fall: 20%}\n", regs)
+	p, _ := f.c.Start("bad", sha, "gina")
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack || !strings.Contains(p.Reason, "registrations on www (mean of 1 hosts) fell from 100 to 40, limit -20%") {
+		t.Fatalf("push %s: %q", p.State, p.Reason)
+	}
+}
+
+func TestMissingGaugePolicies(t *testing.T) {
+	none := func(_, _, _ string, _ int) map[string]float64 { return map[string]float64{"loadavg1": 1} }
+	for _, tt := range []struct {
+		policy string
+		want   State
+	}{{"fail", StateRolledBack}, {"ignore", StateLive}, {"wait", StateRolledBack}} {
+		t.Run(tt.policy, func(t *testing.T) {
+			f := newTestFleet(t, []string{"www1:www"}, "limits:\n  - gauge: orders\n    min: 1\n    missing: "+tt.policy+"\n", none)
+			p, _ := f.c.Start("r2", sha, "hank")
+			if p = f.wait(t, p.ID); p.State != tt.want {
+				t.Fatalf("missing: %s gave %s (%s)", tt.policy, p.State, p.Reason)
+			}
+			if tt.policy == "wait" && !strings.Contains(p.Reason, "no reading after waiting") {
+				t.Errorf("reason %q", p.Reason)
+			}
+		})
+	}
+}
+
+func TestTwoPushesAtOnce(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www"}, phpLimits, badOnWWW)
+	p, err := f.c.Start("one", sha, "ivy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.Start("two", sha, "jack"); err == nil || !strings.Contains(err.Error(), "is in progress") {
+		t.Errorf("second push: %v", err)
+	}
+	f.wait(t, p.ID)
+}
+
+func TestCoordinatorRestartResumesPush(t *testing.T) {
+	f := newTestFleet(t, twentyHosts, phpLimits, badOnWWW)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.c = f.coordinator(t, ctx)
+	p, err := f.c.Start("bad", sha, "kim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Killed while observing phase 1, with hosts on the bad release.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stored, _ := f.c.Store.Push(p.ID)
+		if stored != nil && stored.State == StateObserving {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("push never reached observing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	f.c.Wait()
+
+	f.c = f.coordinator(t, context.Background())
+	if err := f.c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack {
+		t.Fatalf("after restart: %s (%s)", p.State, p.Reason)
+	}
+	for name, a := range f.agents {
+		if a.current != "v1" {
+			t.Errorf("%s left on %q", name, a.current)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(p.Events), "coordinator restarted") {
+		t.Errorf("events do not say it resumed: %v", p.Events)
+	}
+}
+
+func TestAgentDownDuringRollbackIsRetried(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www", "www2:www"}, phpLimits, badOnWWW)
+	p, _ := f.c.Start("bad", sha, "lee")
+	// www1 stops answering once it runs the bad release, and comes back later.
+	go func() {
+		a := f.agents["www1"]
+		for {
+			a.mu.Lock()
+			if a.current == "bad" {
+				a.down = true
+				a.mu.Unlock()
+				break
+			}
+			a.mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		a.mu.Lock()
+		a.down = false
+		a.mu.Unlock()
+	}()
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack || f.agents["www1"].current != "v1" {
+		t.Fatalf("push %s, www1 on %q: %s", p.State, f.agents["www1"].current, p.Reason)
+	}
+}

@@ -1,0 +1,206 @@
+package rollback
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// MaxArtifactBytes bounds an uploaded artifact.
+const MaxArtifactBytes = 1 << 30
+
+// Server is the coordinator's HTTP API: artifacts for the agents, pushes,
+// locks. Reading needs no credential; starting a push, uploading an
+// artifact and clearing the commit lock need the operator token, and
+// fetching an artifact needs the deploy token the agents hold.
+type Server struct {
+	C             *Coordinator
+	OperatorToken string
+	DeployToken   string
+	// ArtifactDir holds uploaded artifacts by sha256.
+	ArtifactDir string
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("PUT /api/v1/artifacts", s.need(s.OperatorToken, s.upload))
+	mux.Handle("GET /api/v1/artifacts/{sha256}", s.need(s.DeployToken, s.artifact))
+	mux.Handle("POST /api/v1/pushes", s.need(s.OperatorToken, s.startPush))
+	mux.HandleFunc("GET /api/v1/pushes", s.pushes)
+	mux.HandleFunc("GET /api/v1/pushes/{id}", s.push)
+	mux.HandleFunc("GET /api/v1/locks", s.locks)
+	mux.Handle("POST /api/v1/unlock", s.need(s.OperatorToken, s.unlock))
+	return mux
+}
+
+// need lets a request through with the given bearer token only.
+func (s *Server) need(token string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
+			http.Error(w, "this needs the right bearer token", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// upload stores an artifact under its sha256, which it answers.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	if err := os.MkdirAll(s.ArtifactDir, 0o700); err != nil {
+		fail(w, 500, "store artifact: %v", err)
+		return
+	}
+	tmp, err := os.CreateTemp(s.ArtifactDir, ".upload-*")
+	if err != nil {
+		fail(w, 500, "store artifact: %v", err)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), http.MaxBytesReader(w, r.Body, MaxArtifactBytes))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fail(w, 400, "read artifact: %v", err)
+		return
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := os.Rename(tmp.Name(), filepath.Join(s.ArtifactDir, sum+".tar.gz")); err != nil {
+		fail(w, 500, "store artifact: %v", err)
+		return
+	}
+	writeJSON(w, 201, map[string]any{"sha256": sum, "bytes": n})
+}
+
+func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
+	sum := r.PathValue("sha256")
+	if !sha256RE.MatchString(sum) {
+		fail(w, 400, "%q is not a sha256", sum)
+		return
+	}
+	http.ServeFile(w, r, filepath.Join(s.ArtifactDir, sum+".tar.gz"))
+}
+
+// pushRequest starts a push.
+type pushRequest struct {
+	Revision string `json:"revision"`
+	SHA256   string `json:"sha256"`
+	Who      string `json:"who"`
+}
+
+var revisionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
+	var req pushRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		fail(w, 400, "read push request: %v", err)
+		return
+	}
+	switch {
+	case !revisionRE.MatchString(req.Revision) || req.Revision == "." || req.Revision == "..":
+		fail(w, 400, "revision %q: use 1 to 64 letters, digits, '.', '_' or '-'", req.Revision)
+		return
+	case !sha256RE.MatchString(req.SHA256):
+		fail(w, 400, "sha256 %q is not a sha256 (upload the artifact first)", req.SHA256)
+		return
+	case strings.TrimSpace(req.Who) == "":
+		fail(w, 400, "who is required: the person or job pushing")
+		return
+	}
+	if _, err := os.Stat(filepath.Join(s.ArtifactDir, req.SHA256+".tar.gz")); err != nil {
+		fail(w, 400, "no artifact %s uploaded", req.SHA256)
+		return
+	}
+	p, err := s.C.Start(req.Revision, req.SHA256, req.Who)
+	if errors.Is(err, ErrLocked) {
+		fail(w, 409, "%v", err)
+		return
+	}
+	if err != nil {
+		fail(w, 500, "start push: %v", err)
+		return
+	}
+	writeJSON(w, 201, p)
+}
+
+func (s *Server) pushes(w http.ResponseWriter, _ *http.Request) {
+	ps, err := s.C.Store.Pushes(0)
+	if err != nil {
+		fail(w, 500, "%v", err)
+		return
+	}
+	writeJSON(w, 200, ps)
+}
+
+func (s *Server) push(w http.ResponseWriter, r *http.Request) {
+	p, err := s.C.Store.Push(r.PathValue("id"))
+	if errors.Is(err, os.ErrNotExist) {
+		fail(w, 404, "no push %q", r.PathValue("id"))
+		return
+	}
+	if err != nil {
+		fail(w, 500, "%v", err)
+		return
+	}
+	writeJSON(w, 200, p)
+}
+
+func (s *Server) locks(w http.ResponseWriter, _ *http.Request) {
+	l, err := s.C.Store.Locks()
+	if err != nil {
+		fail(w, 500, "%v", err)
+		return
+	}
+	writeJSON(w, 200, l)
+}
+
+// unlockRequest clears the commit lock.
+type unlockRequest struct {
+	Who    string `json:"who"`
+	Reason string `json:"reason"`
+}
+
+func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
+	var req unlockRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		fail(w, 400, "read unlock request: %v", err)
+		return
+	}
+	if strings.TrimSpace(req.Who) == "" {
+		fail(w, 400, "who is required")
+		return
+	}
+	if err := s.C.Unlock(req.Who, req.Reason); err != nil {
+		fail(w, 409, "%v", err)
+		return
+	}
+	l, _ := s.C.Store.Locks()
+	writeJSON(w, 200, l)
+}
