@@ -36,7 +36,7 @@ func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.down {
-		http.Error(w, "down", 503)
+		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
 	reply := func(v any) { json.NewEncoder(w).Encode(v) }
