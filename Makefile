@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin
 # Debian packages the tests run against: the reference plugins for output
 # compatibility.
-TEST_PKGS := monitoring-plugins nagios-nrpe-plugin
+TEST_PKGS := monitoring-plugins nagios-nrpe-plugin mariadb-server
 export IMMUNE_REQUIRE_REAL ?= 1
 
 .PHONY: all build demo test deps bench bench-deps vet fuzz clean
@@ -17,6 +17,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune ./cmd/immune
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-agent ./cmd/immune-agent
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-coordinator ./cmd/immune-coordinator
 	@for c in $$($(BIN)/immune check --list --names); do ln -sf immune $(BIN)/$$c; done
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/plugins/check_example ./plugins/example/check_example
 

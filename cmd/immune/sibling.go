@@ -10,9 +10,9 @@ import (
 )
 
 // Subcommands whose code links heavy libraries live in binaries of their own
-// beside bin/immune (immune-agent, ...), as git's do: a check run through
-// bin/immune then starts as fast as a C plugin. immune execs them in place,
-// so the process keeps its pid and its signals.
+// beside bin/immune (immune-agent, immune-coordinator), as git's do: a check
+// run through bin/immune then starts as fast as a C plugin. immune execs
+// them in place, so the process keeps its pid and its signals.
 func init() {
 	commands["agent"] = command{
 		summary: "run the host agent: immune agent --config FILE (--check-config FILE validates)",

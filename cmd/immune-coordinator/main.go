@@ -1,0 +1,123 @@
+// Command immune-coordinator drives pushes; `immune coordinator` runs it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/rollback"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune coordinator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "fleet config `file` (see conf/fleet.yaml)")
+	checkOnly := fs.String("check-config", "", "validate the fleet config `file` and exit: 0 when valid")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *checkOnly != "" {
+		if _, err := conf.LoadFleet(*checkOnly); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *checkOnly)
+		return 0
+	}
+	if *config == "" {
+		fmt.Fprintln(stderr, "immune coordinator: --config FILE is required")
+		return 2
+	}
+	fleet, err := conf.LoadFleet(*config)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := serve(ctx, fleet, log); err != nil {
+		fmt.Fprintf(stderr, "immune coordinator: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the coordinator until ctx ends: it resumes a push that was in
+// progress, then serves its API.
+func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
+	store, err := rollback.OpenFileStore(fleet.DataDir)
+	if err != nil {
+		return err
+	}
+	agents, err := rollback.NewAgentClient(fleet)
+	if err != nil {
+		return err
+	}
+	operator, err := readToken(fleet.OperatorTokenFile, "operator_token_file")
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", fleet.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	c := &rollback.Coordinator{
+		Fleet: fleet, Store: store, Agents: agents, Log: log, Context: ctx,
+		Revert:      rollback.CommandReverter(fleet.Revert),
+		ArtifactURL: func(sum string) string { return base + "/api/v1/artifacts/" + sum },
+	}
+	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
+		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
+	if err := c.Resume(); err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(shut)
+	}()
+	log.Info("coordinator running", "listen", base, "hosts", len(fleet.Hosts))
+	err = hs.Serve(ln)
+	c.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func readToken(path, field string) (string, error) {
+	if path == "" {
+		return "", fmt.Errorf("%s is not set", field)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("%s: %s is empty", field, path)
+	}
+	return t, nil
+}

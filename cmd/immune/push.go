@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/immune-ops/immune/rollback"
+)
+
+func init() {
+	commands["coordinator"] = command{
+		summary: "run the coordinator: immune coordinator --config FILE (--check-config FILE validates)",
+		run:     sibling("immune-coordinator"),
+	}
+	commands["push"] = command{summary: "push a revision: immune push --revision R --artifact FILE [--wait]", run: runPush}
+	commands["pushes"] = command{summary: "list pushes, newest first", run: runPushes}
+	commands["locks"] = command{summary: "show the push lock and the commit lock", run: runLocks}
+	commands["unlock"] = command{summary: "clear the commit lock: immune unlock --reason \"...\"", run: runUnlock}
+}
+
+// client talks to the coordinator's API for the push commands.
+type client struct {
+	base, token string
+	http        *http.Client
+}
+
+// clientFlags adds the flags every push command shares.
+func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+	url := fs.String("coordinator", envOr("IMMUNE_COORDINATOR", "http://127.0.0.1:5680"), "the coordinator's `URL` ($IMMUNE_COORDINATOR)")
+	tokenFile := fs.String("token-file", os.Getenv("IMMUNE_TOKEN_FILE"), "`file` holding the operator token ($IMMUNE_TOKEN_FILE)")
+	return func() (*client, error) {
+		c := &client{base: strings.TrimRight(*url, "/"), http: &http.Client{Timeout: time.Minute}}
+		if *tokenFile != "" {
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("read token: %w", err)
+			}
+			c.token = strings.TrimSpace(string(b))
+		}
+		return c, nil
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// do calls the API; a non-2xx answer is an error with the coordinator's message.
+func (c *client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func whoami() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
+}
+
+func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune push", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	newClient := clientFlags(fs)
+	revision := fs.String("revision", "", "the `revision` to push (required)")
+	artifact := fs.String("artifact", "", "the release tarball `file` (.tar.gz, required)")
+	who := fs.String("who", whoami(), "who is pushing")
+	wait := fs.Bool("wait", false, "follow the push; exit 0 when live everywhere, 1 when rolled back")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *revision == "" || *artifact == "" {
+		fmt.Fprintln(stderr, "immune push: --revision and --artifact are required")
+		return 2
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "immune push: %v\n", err)
+		return 2
+	}
+	f, err := os.Open(*artifact)
+	if err != nil {
+		fmt.Fprintf(stderr, "immune push: %v\n", err)
+		return 2
+	}
+	defer f.Close()
+	var up struct {
+		SHA256 string `json:"sha256"`
+		Bytes  int64  `json:"bytes"`
+	}
+	if err := c.do(ctx, "PUT", "/api/v1/artifacts", f, &up); err != nil {
+		fmt.Fprintf(stderr, "immune push: upload %s: %v\n", *artifact, err)
+		return 2
+	}
+	body, _ := json.Marshal(map[string]string{"revision": *revision, "sha256": up.SHA256, "who": *who})
+	var p rollback.Push
+	if err := c.do(ctx, "POST", "/api/v1/pushes", bytes.NewReader(body), &p); err != nil {
+		fmt.Fprintf(stderr, "immune push: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "push %s: %s (%d bytes, sha256 %s)\n", p.ID, p.Revision, up.Bytes, up.SHA256[:12])
+	if !*wait {
+		return 0
+	}
+	return follow(ctx, c, p.ID, stdout, stderr)
+}
+
+// follow prints a push's progress until it ends.
+func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer) int {
+	seen := 0
+	for {
+		var p rollback.Push
+		if err := c.do(ctx, "GET", "/api/v1/pushes/"+id, nil, &p); err != nil {
+			fmt.Fprintf(stderr, "immune push: %v\n", err)
+			return 2
+		}
+		total := 0
+		if len(p.Phases) > 0 {
+			total = len(p.Phases[len(p.Phases)-1].Hosts)
+		}
+		for _, e := range p.Events[min(seen, len(p.Events)):] {
+			fmt.Fprintf(stdout, "%s  [phase %d, %d/%d hosts] %s\n", e.At.Local().Format("15:04:05"), p.Phase+1, p.HostsDone(), total, e.Msg)
+		}
+		seen = len(p.Events)
+		switch p.State {
+		case rollback.StateLive:
+			return 0
+		case rollback.StateRolledBack:
+			fmt.Fprintf(stdout, "ROLLED BACK: %s\n", p.Reason)
+			return 1
+		}
+		select {
+		case <-ctx.Done():
+			return 2
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune pushes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	newClient := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	var ps []rollback.Push
+	if err := c.do(ctx, "GET", "/api/v1/pushes", nil, &ps); err != nil {
+		fmt.Fprintf(stderr, "immune pushes: %v\n", err)
+		return 2
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tREVISION\tWHO\tSTARTED\tDURATION\tOUTCOME\tREASON")
+	for _, p := range ps {
+		end := p.Finished
+		if end.IsZero() {
+			end = time.Now()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Revision, p.Who, p.Created.Local().Format("2006-01-02 15:04"),
+			end.Sub(p.Created).Round(time.Second), p.Outcome(), p.Reason)
+	}
+	tw.Flush()
+	return 0
+}
+
+func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune locks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	newClient := clientFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	var l rollback.Locks
+	if err := c.do(ctx, "GET", "/api/v1/locks", nil, &l); err != nil {
+		fmt.Fprintf(stderr, "immune locks: %v\n", err)
+		return 2
+	}
+	printLocks(stdout, l)
+	return 0
+}
+
+func printLocks(w io.Writer, l rollback.Locks) {
+	if l.Push != "" {
+		fmt.Fprintf(w, "push lock:   held by push %s\n", l.Push)
+	} else {
+		fmt.Fprintln(w, "push lock:   free")
+	}
+	if l.Commit != nil {
+		fmt.Fprintf(w, "commit lock: ON since %s, after push %s of %s: %s\n", l.Commit.Since.Local().Format(time.RFC3339), l.Commit.Push, l.Commit.Revision, l.Commit.Reason)
+	} else {
+		fmt.Fprintln(w, "commit lock: off")
+	}
+	if n := len(l.Cleared); n > 0 {
+		last := l.Cleared[n-1]
+		fmt.Fprintf(w, "last cleared by %s at %s: %s\n", last.ClearedBy, last.ClearedAt.Local().Format(time.RFC3339), last.ClearReason)
+	}
+}
+
+func runUnlock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune unlock", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	newClient := clientFlags(fs)
+	reason := fs.String("reason", "", "why pushes may go on (required)")
+	who := fs.String("who", whoami(), "who clears the lock")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if strings.TrimSpace(*reason) == "" {
+		fmt.Fprintln(stderr, "immune unlock: --reason is required: say what was fixed")
+		return 2
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	body, _ := json.Marshal(map[string]string{"who": *who, "reason": *reason})
+	var l rollback.Locks
+	if err := c.do(ctx, "POST", "/api/v1/unlock", bytes.NewReader(body), &l); err != nil {
+		fmt.Fprintf(stderr, "immune unlock: %v\n", err)
+		return 1
+	}
+	printLocks(stdout, l)
+	return 0
+}
