@@ -43,12 +43,15 @@ type Agent struct {
 	nrpe           *NRPEServer
 	http           *http.Server
 	gauges         *Gauges
+	deployer       *Deployer
 }
 
 // New prepares an agent: it creates the data dir, loads the saved state,
 // builds the checks and opens the listeners. Run starts it.
-func New(cfg *conf.Agent, log *slog.Logger) (a *Agent, err error) {
-	a = &Agent{cfg: cfg, log: log}
+func New(cfg *conf.Agent, log *slog.Logger) (_ *Agent, err error) {
+	// Not the named result: the error returns set that to nil before the
+	// deferred close runs.
+	a := &Agent{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -71,6 +74,11 @@ func New(cfg *conf.Agent, log *slog.Logger) (a *Agent, err error) {
 	a.sched = NewScheduler(a.jobs, a.store, cfg.MaxConcurrent, log)
 	if cfg.NRPE.Listen != "" {
 		if err := a.setupNRPE(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Deploy != nil {
+		if a.deployer, err = NewDeployer(*cfg.Deploy, log); err != nil {
 			return nil, err
 		}
 	}
@@ -163,8 +171,11 @@ func (a *Agent) setupHTTP() error {
 	if err != nil {
 		return err
 	}
+	if a.deployer != nil && a.deployer.token == token {
+		return errors.New("deploy.token_file holds the HTTP API's token: the read credential must not be able to deploy")
+	}
 	a.gauges = NewGauges(a.cfg.Host, a.cfg.HostType, a.cfg.Gauges, a.store)
-	api := &API{Host: a.cfg.Host, HostType: a.cfg.HostType, Store: a.store, Gauges: a.gauges, Token: token, Log: a.log}
+	api := &API{Host: a.cfg.Host, HostType: a.cfg.HostType, Store: a.store, Gauges: a.gauges, Token: token, Log: a.log, Deployer: a.deployer}
 	a.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	if h.CertFile != "" {
 		cfg, err := LoadTLS(h.CertFile, h.KeyFile, h.ClientCAFile)

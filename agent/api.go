@@ -25,6 +25,8 @@ type API struct {
 	// Token is the bearer token; empty accepts only client certificates.
 	Token string
 	Log   *slog.Logger
+	// Deployer, when set, serves the release routes (see Deployer).
+	Deployer *Deployer
 }
 
 // Handler returns the API's routes.
@@ -37,6 +39,9 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/checks/{name}", a.auth(http.HandlerFunc(a.check)))
 	mux.Handle("GET /api/v1/snapshot", a.auth(http.HandlerFunc(a.snapshot)))
 	mux.Handle("GET /metrics", a.auth(http.HandlerFunc(a.metrics)))
+	if a.Deployer != nil {
+		a.deployRoutes(mux)
+	}
 	return mux
 }
 
@@ -44,19 +49,25 @@ func (a *API) Handler() http.Handler {
 // client certificate. The token itself is never logged.
 func (a *API) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if a.readCredential(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if ok && a.Token != "" && subtle.ConstantTimeCompare([]byte(given), []byte(a.Token)) == 1 {
-			next.ServeHTTP(w, r)
-			return
-		}
-		a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", ok)
+		had := strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
+		a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", had)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="immune"`)
 		http.Error(w, "a bearer token or a client certificate is required", http.StatusUnauthorized)
 	})
+}
+
+// readCredential tells whether a request carries the API's bearer token or
+// a client certificate the TLS listener verified.
+func (a *API) readCredential(r *http.Request) bool {
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return true
+	}
+	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && a.Token != "" && subtle.ConstantTimeCompare([]byte(given), []byte(a.Token)) == 1
 }
 
 // checksReply is the answer of /api/v1/checks.

@@ -33,6 +33,9 @@ type Agent struct {
 	HTTP   HTTP    `yaml:"http"`
 	// Passive sends every result to Nagios or Icinga as it comes.
 	Passive Passive `yaml:"passive"`
+	// Deploy lets the coordinator install releases on this host; nil (the
+	// section left out) turns the deploy routes off.
+	Deploy *Deploy `yaml:"deploy"`
 }
 
 // Check is one scheduled check: a built-in check, an external plugin or a Go plugin.
@@ -53,8 +56,8 @@ type Check struct {
 	// MaxCheckAttempts is how many non-OK results in a row make a hard state (default 3).
 	MaxCheckAttempts int `yaml:"max_check_attempts"`
 	// Timeout of one run (default 10s), and the state it gives (default CRITICAL, as in Nagios).
-	Timeout      Duration      `yaml:"timeout"`
-	TimeoutState *State `yaml:"timeout_state"`
+	Timeout      Duration `yaml:"timeout"`
+	TimeoutState *State   `yaml:"timeout_state"`
 	// NRPEArgs lets NRPE queries fill $ARG1$, $ARG2$... in args (needs nrpe.allow_arguments).
 	NRPEArgs bool `yaml:"nrpe_args"`
 	// Fresh is how old the last result may be for NRPE to be answered with it
@@ -127,6 +130,28 @@ type Icinga struct {
 	Insecure bool   `yaml:"insecure"`
 }
 
+// Deploy is where and how releases the coordinator pushes are installed.
+type Deploy struct {
+	// Root holds releases/<revision>/ and the current and previous symlinks
+	// (absolute; created when missing).
+	Root string `yaml:"root"`
+	// Keep is how many releases stay unpacked (default 5); the current and
+	// the previous one are never removed.
+	Keep int `yaml:"keep"`
+	// PreActivate and PostActivate are commands ([path, args...], run without
+	// a shell in the new release's dir) run before and after the switch of
+	// current. A path with a '/' that is not absolute is inside the release.
+	PreActivate  []string `yaml:"pre_activate"`
+	PostActivate []string `yaml:"post_activate"`
+	// HookTimeout bounds each hook run (default 60s).
+	HookTimeout Duration `yaml:"hook_timeout"`
+	// TokenFile holds the coordinator's deploy credential, the only one that
+	// may deploy or roll back; it must differ from the HTTP API's token.
+	TokenFile string `yaml:"token_file"`
+	// MaxArtifactBytes bounds the download of one artifact (default 1 GiB).
+	MaxArtifactBytes int64 `yaml:"max_artifact_bytes"`
+}
+
 // Defaults of the agent's settings.
 const (
 	DefaultInterval         = time.Minute
@@ -136,6 +161,9 @@ const (
 	DefaultNRPETimeout      = 10 * time.Second
 	DefaultNRPEMaxConns     = 64
 	DefaultSpoolMaxBytes    = 64 << 20
+	DefaultDeployKeep       = 5
+	DefaultHookTimeout      = 60 * time.Second
+	DefaultMaxArtifactBytes = 1 << 30
 	// MinInterval is the shortest schedule: anything faster is a mistake
 	// that would load the host it watches.
 	MinInterval = time.Second
@@ -208,6 +236,12 @@ func (a *Agent) validate(c *checker) {
 	a.NRPE.validate(c, a.Checks)
 	a.HTTP.validate(c)
 	a.Passive.validate(c)
+	if a.Deploy != nil {
+		if a.HTTP.Listen == "" {
+			c.errorf("deploy", "needs the HTTP API the coordinator deploys through: set http.listen")
+		}
+		a.Deploy.validate(c)
+	}
 }
 
 func (ch *Check) validate(c *checker, path string) {
@@ -401,4 +435,38 @@ func defaultStateDir(c *checker, field, name string) string {
 		return ""
 	}
 	return filepath.Join(home, ".local", "state", name)
+}
+
+func (d *Deploy) validate(c *checker) {
+	if d.Root == "" {
+		c.errorf("deploy.root", "required: the directory releases are unpacked in")
+	} else if !filepath.IsAbs(d.Root) {
+		c.errorf("deploy.root", "%q: give an absolute path", d.Root)
+	}
+	if d.Keep == 0 {
+		d.Keep = DefaultDeployKeep
+	} else if d.Keep < 2 {
+		c.errorf("deploy.keep", "%d: must be at least 2, as the current and previous releases are always kept", d.Keep)
+	}
+	for _, h := range []struct {
+		field string
+		argv  []string
+	}{{"pre_activate", d.PreActivate}, {"post_activate", d.PostActivate}} {
+		if len(h.argv) > 0 && h.argv[0] == "" {
+			c.errorf("deploy."+h.field+".0", "the command is empty")
+		}
+	}
+	if d.HookTimeout == 0 {
+		d.HookTimeout = Duration(DefaultHookTimeout)
+	} else if d.HookTimeout < 0 {
+		c.errorf("deploy.hook_timeout", "%s: must be positive", d.HookTimeout)
+	}
+	if d.TokenFile == "" {
+		c.errorf("deploy.token_file", "required: the file holding the coordinator's deploy token")
+	}
+	if d.MaxArtifactBytes == 0 {
+		d.MaxArtifactBytes = DefaultMaxArtifactBytes
+	} else if d.MaxArtifactBytes < 0 {
+		c.errorf("deploy.max_artifact_bytes", "%d: must be positive", d.MaxArtifactBytes)
+	}
 }

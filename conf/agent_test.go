@@ -41,6 +41,41 @@ func TestExampleAgentConfig(t *testing.T) {
 	}
 }
 
+// TestExampleDeployConfig: the commented-out deploy section of the example,
+// once uncommented, is valid as written, so the documentation cannot rot.
+func TestExampleDeployConfig(t *testing.T) {
+	data, err := os.ReadFile("agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	at := strings.Index(text, "\n# deploy:\n")
+	if at < 0 {
+		t.Fatal("agent.yaml documents no deploy section")
+	}
+	var section []string
+	for _, line := range strings.Split(text[at+1:], "\n") {
+		if line != "# deploy:" && !strings.HasPrefix(line, "#   ") {
+			break
+		}
+		section = append(section, strings.TrimPrefix(line, "# "))
+	}
+	a, err := ParseAgent("agent.yaml", []byte(text+"\n"+strings.Join(section, "\n")+"\n"))
+	if err != nil {
+		t.Fatalf("the example's deploy section, uncommented:\n%s\n%v", strings.Join(section, "\n"), err)
+	}
+	d := a.Deploy
+	if d == nil || d.Root != "/srv/www" || d.Keep != 5 || d.HookTimeout.D() != time.Minute || d.TokenFile == "" ||
+		d.MaxArtifactBytes != DefaultMaxArtifactBytes || len(d.PreActivate) == 0 || len(d.PostActivate) == 0 {
+		t.Errorf("deploy section: %+v", d)
+	}
+	if b, err := ParseAgent("deploy.yaml", []byte("host_type: www\nhttp: {listen: \"127.0.0.1:0\"}\ndeploy: {root: /srv/www, token_file: /t}\n")); err != nil {
+		t.Error(err)
+	} else if d := b.Deploy; d.Keep != DefaultDeployKeep || d.HookTimeout.D() != DefaultHookTimeout || d.MaxArtifactBytes != DefaultMaxArtifactBytes {
+		t.Errorf("deploy defaults: %+v", d)
+	}
+}
+
 // TestBadAgentConfigs: every mistake is reported with file, line and field;
 // the expected messages are in testdata/bad/*.golden.
 func TestBadAgentConfigs(t *testing.T) {
