@@ -1,0 +1,611 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/immune-ops/immune/nagios"
+)
+
+// Entry is one result waiting in the spool, in the form it is sent in: the
+// perfdata is kept as text so it goes out exactly as the check printed it.
+type Entry struct {
+	// Seq is the entry's place in the spool, given by Append.
+	Seq     uint64       `json:"seq"`
+	Service string       `json:"service"`
+	State   nagios.State `json:"state"`
+	// Output is the status line, Long the lines after it, both without perfdata.
+	Output string   `json:"output"`
+	Long   string   `json:"long,omitempty"`
+	Perf   []string `json:"perf,omitempty"`
+	// Start and End are when the check ran.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Spool is a bounded on-disk FIFO of results with one cursor per target, so
+// a target that is down neither blocks another nor loses its own results.
+//
+// Entries are JSON lines in segment files named for the sequence number of
+// their first entry. Append writes and fsyncs the line before it returns. A
+// target's cursor, the first entry it has not accepted, is a small file
+// replaced atomically on Ack; a segment is deleted once every target's
+// cursor has passed it. Delivery is at least once: entries sent after the
+// last Ack before a crash are sent again after it. A line torn by a crash
+// is cut off (or, if one is ever found mid-file, skipped) with a log line.
+//
+// The segments take at most maxBytes on disk. When an Append would pass
+// that, whole segments are dropped, oldest first, and each drop is logged
+// for every target that had not yet accepted the entries in it: how many
+// it lost and the time range of their checks.
+type Spool struct {
+	dir      string
+	maxBytes int64
+	// segBytes is where a segment is closed and a new one started: small
+	// enough that a drop loses an eighth of the spool, not all of it.
+	segBytes int64
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last one is appended to
+	tail    *os.File   // the last segment, open for appending; nil until the first Append
+	next    uint64     // Seq of the next Append
+	cursors map[string]*cursor
+	lock    *os.File // holds the spool's flock
+}
+
+type segment struct {
+	first uint64 // Seq of its first entry, from the file name
+	last  uint64 // Seq of its last entry, first-1 while empty
+	size  int64
+}
+
+type cursor struct {
+	next uint64 // the first Seq the target has not accepted
+	// readSeg, readOff and readSeq say where Peek stopped, so the next
+	// Peek reads on from there instead of from the segment's start.
+	readSeg, readOff, readSeq uint64
+	wake                      chan struct{}
+	dropped                   uint64
+}
+
+const (
+	segSuffix    = ".jsonl"
+	cursorPrefix = "cursor-"
+	cursorSuffix = ".json"
+	maxSegBytes  = 4 << 20
+)
+
+// OpenSpool opens (creating it when missing) the spool in dir for the given
+// targets, and takes a lock on it: two agents on one spool would lose results.
+func OpenSpool(dir string, maxBytes int64, targets []string, log *slog.Logger) (_ *Spool, err error) {
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("open spool %s: bound of %d bytes: must be positive", dir, maxBytes)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create spool dir: %w", err)
+	}
+	s := &Spool{
+		dir:      dir,
+		maxBytes: maxBytes,
+		segBytes: min(max(maxBytes/8, 1), maxSegBytes),
+		log:      log,
+		cursors:  map[string]*cursor{},
+		next:     1,
+	}
+	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.loadSegments(); err != nil {
+		return nil, err
+	}
+	if err := s.loadCursors(targets); err != nil {
+		return nil, err
+	}
+	if err := s.collect(); err != nil {
+		return nil, err
+	}
+	for s.total() > s.maxBytes && len(s.segs) > 1 {
+		if err := s.dropOldest(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open spool lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("spool %s is in use by another agent", dir)
+		}
+		return nil, fmt.Errorf("lock spool %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// loadSegments finds the segment files and reads the last one, which may
+// end in a line torn by a crash: that is cut off, so appends start clean.
+func (s *Spool) loadSegments() error {
+	names, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("read spool dir: %w", err)
+	}
+	for _, de := range names {
+		name := de.Name()
+		if !strings.HasSuffix(name, segSuffix) {
+			continue
+		}
+		first, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
+		if err != nil || first == 0 {
+			s.log.Warn("spool: ignoring a file that is not a segment", "file", filepath.Join(s.dir, name))
+			continue
+		}
+		info, err := de.Info()
+		if err != nil {
+			return fmt.Errorf("read spool segment %s: %w", name, err)
+		}
+		s.segs = append(s.segs, &segment{first: first, last: first - 1, size: info.Size()})
+	}
+	slices.SortFunc(s.segs, func(a, b *segment) int { return cmp.Compare(a.first, b.first) })
+	// Entries run on from one segment to the next, so only the last one
+	// needs reading to know where the spool ends.
+	for i := 0; i+1 < len(s.segs); i++ {
+		s.segs[i].last = s.segs[i+1].first - 1
+	}
+	if len(s.segs) == 0 {
+		return nil
+	}
+	tail := s.segs[len(s.segs)-1]
+	good, err := s.scanTail(tail)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.segPath(tail.first), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("open spool segment: %w", err)
+	}
+	s.tail = f
+	if good < tail.size {
+		s.log.Warn("spool: cutting off a torn last line, left by a crash", "file", f.Name(), "bytes", tail.size-good)
+		if err := f.Truncate(good); err != nil {
+			return fmt.Errorf("cut torn line from spool segment: %w", err)
+		}
+		tail.size = good
+	}
+	s.next = tail.last + 1
+	return nil
+}
+
+// scanTail reads seg's entries to find its last Seq, and returns the length
+// of its complete lines.
+func (s *Spool) scanTail(seg *segment) (int64, error) {
+	f, err := os.Open(s.segPath(seg.first))
+	if err != nil {
+		return 0, fmt.Errorf("open spool segment: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var off int64
+	for {
+		line, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return off, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read spool segment %s: %w", f.Name(), err)
+		}
+		off += int64(len(line))
+		if e, ok := s.decode(f.Name(), line); ok && e.Seq > seg.last {
+			seg.last = e.Seq
+		}
+	}
+}
+
+// decode reads one line, logging one that cannot be read.
+func (s *Spool) decode(file string, line []byte) (Entry, bool) {
+	var e Entry
+	if err := json.Unmarshal(line, &e); err != nil || e.Seq == 0 {
+		s.log.Warn("spool: skipping an entry that cannot be read", "file", file, "error", err, "bytes", len(line))
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// loadCursors reads each target's cursor. A target new to the spool starts
+// at its end: the entries before were meant for the other targets. Cursors
+// of targets no longer configured are removed, so they hold no segments.
+func (s *Spool) loadCursors(targets []string) error {
+	var fresh []*cursor
+	for _, t := range targets {
+		if t == "" || strings.ContainsAny(t, `/\`) {
+			return fmt.Errorf("open spool: bad target name %q", t)
+		}
+		c := &cursor{wake: make(chan struct{}, 1)}
+		data, err := os.ReadFile(s.cursorPath(t))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			fresh = append(fresh, c)
+		case err != nil:
+			return fmt.Errorf("read spool cursor: %w", err)
+		default:
+			var v struct{ Next uint64 }
+			if err := json.Unmarshal(data, &v); err != nil {
+				// Sending again beats losing: start from the oldest entry.
+				s.log.Warn("spool: cursor cannot be read, resending every entry kept", "target", t, "error", err)
+			}
+			c.next = v.Next
+			// A cursor past the end would make the next entries invisible.
+			s.next = max(s.next, c.next)
+		}
+		s.cursors[t] = c
+	}
+	for _, c := range fresh {
+		c.next = s.next
+	}
+	for t, c := range s.cursors {
+		if err := s.saveCursor(t, c); err != nil {
+			return err
+		}
+	}
+	stale, err := filepath.Glob(filepath.Join(s.dir, cursorPrefix+"*"+cursorSuffix))
+	if err != nil {
+		return fmt.Errorf("list spool cursors: %w", err)
+	}
+	for _, p := range stale {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), cursorPrefix), cursorSuffix)
+		if _, ok := s.cursors[name]; !ok {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("remove cursor of a target no longer configured: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Spool) segPath(first uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d%s", first, segSuffix))
+}
+
+func (s *Spool) cursorPath(target string) string {
+	return filepath.Join(s.dir, cursorPrefix+target+cursorSuffix)
+}
+
+func (s *Spool) saveCursor(target string, c *cursor) error {
+	data, err := json.Marshal(struct {
+		Next uint64 `json:"next"`
+	}{c.next})
+	if err != nil {
+		return fmt.Errorf("encode spool cursor: %w", err)
+	}
+	if err := renameio.WriteFile(s.cursorPath(target), data, 0o600); err != nil {
+		return fmt.Errorf("save spool cursor of %s: %w", target, err)
+	}
+	return nil
+}
+
+func (s *Spool) total() int64 {
+	var n int64
+	for _, seg := range s.segs {
+		n += seg.size
+	}
+	return n
+}
+
+// Append adds e at the end of the spool, durably, numbering it.
+func (s *Spool) Append(e Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lock == nil {
+		return errors.New("append to spool: closed")
+	}
+	e.Seq = s.next
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode spool entry: %w", err)
+	}
+	data = append(data, '\n')
+	size := int64(len(data))
+	if size > s.maxBytes {
+		return fmt.Errorf("append to spool: a result of %d bytes is larger than the whole spool (%d bytes)", size, s.maxBytes)
+	}
+	if s.tail == nil || (s.segs[len(s.segs)-1].size > 0 && s.segs[len(s.segs)-1].size+size > s.segBytes) {
+		if err := s.roll(); err != nil {
+			return err
+		}
+	}
+	seg := s.segs[len(s.segs)-1]
+	if _, err := s.tail.Write(data); err != nil {
+		s.undo(seg)
+		return fmt.Errorf("append to spool: %w", err)
+	}
+	if err := s.tail.Sync(); err != nil {
+		s.undo(seg)
+		return fmt.Errorf("append to spool: sync: %w", err)
+	}
+	seg.size += size
+	seg.last = e.Seq
+	s.next++
+	for s.total() > s.maxBytes && len(s.segs) > 1 {
+		if err := s.dropOldest(); err != nil {
+			// The entry is safe; only the bound could not be kept this time.
+			s.log.Error("spool: cannot drop the oldest results to keep the bound", "error", err)
+			break
+		}
+	}
+	for _, c := range s.cursors {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// undo cuts a failed append's partial line off the tail, so that the next
+// append does not glue onto it.
+func (s *Spool) undo(seg *segment) {
+	if err := s.tail.Truncate(seg.size); err != nil {
+		s.log.Error("spool: cannot cut a failed append off the tail segment", "file", s.tail.Name(), "error", err)
+	}
+}
+
+// roll starts a new tail segment.
+func (s *Spool) roll() error {
+	f, err := os.OpenFile(s.segPath(s.next), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("start spool segment: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if s.tail != nil {
+		s.tail.Close()
+	}
+	s.tail = f
+	s.segs = append(s.segs, &segment{first: s.next, last: s.next - 1})
+	return nil
+}
+
+// syncDir makes a new file's name durable, not only its content.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync spool dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync spool dir: %w", err)
+	}
+	return nil
+}
+
+// dropOldest deletes the oldest segment to make room, moving every cursor
+// still in it past it, and logs what each target lost.
+func (s *Spool) dropOldest() error {
+	seg := s.segs[0]
+	entries, err := s.readSegment(seg, 0, 0, -1)
+	if err != nil {
+		s.log.Error("spool: cannot read a dropped segment to log what was lost", "error", err)
+	}
+	for name, c := range s.cursors {
+		if c.next > seg.last {
+			continue
+		}
+		var lost []Entry
+		for _, e := range entries.list {
+			if e.Seq >= c.next {
+				lost = append(lost, e)
+			}
+		}
+		n := seg.last - max(c.next, seg.first) + 1
+		c.dropped += n
+		attrs := []any{"target", name, "count", n, "spool_max_bytes", s.maxBytes}
+		if len(lost) > 0 {
+			attrs = append(attrs, "from", lost[0].Start, "to", lost[len(lost)-1].Start)
+		}
+		s.log.Warn("spool full: dropped the oldest results before they were delivered", attrs...)
+		c.next = seg.last + 1
+		if err := s.saveCursor(name, c); err != nil {
+			return err
+		}
+	}
+	return s.removeOldest()
+}
+
+func (s *Spool) removeOldest() error {
+	if err := os.Remove(s.segPath(s.segs[0].first)); err != nil {
+		return fmt.Errorf("remove spool segment: %w", err)
+	}
+	s.segs = s.segs[1:]
+	return nil
+}
+
+// collect deletes the segments every target has accepted, but never the
+// tail, which is still appended to.
+func (s *Spool) collect() error {
+	for len(s.segs) > 1 {
+		for _, c := range s.cursors {
+			if c.next <= s.segs[0].last {
+				return nil
+			}
+		}
+		if err := s.removeOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type readResult struct {
+	list []Entry
+	// end is the offset after the last entry read, and endSeq the Seq after it.
+	end, endSeq uint64
+}
+
+// readSegment reads up to n entries (all when n < 0) of seg, from byte off,
+// with a Seq of at least from.
+func (s *Spool) readSegment(seg *segment, off, from uint64, n int) (readResult, error) {
+	res := readResult{end: off}
+	f, err := os.Open(s.segPath(seg.first))
+	if err != nil {
+		return res, fmt.Errorf("open spool segment: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(int64(off), io.SeekStart); err != nil {
+		return res, fmt.Errorf("read spool segment %s: %w", f.Name(), err)
+	}
+	r := bufio.NewReader(f)
+	for n < 0 || len(res.list) < n {
+		line, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("read spool segment %s: %w", f.Name(), err)
+		}
+		res.end += uint64(len(line))
+		e, ok := s.decode(f.Name(), bytes.TrimSpace(line))
+		if !ok || e.Seq < from {
+			continue
+		}
+		res.list = append(res.list, e)
+		res.endSeq = e.Seq + 1
+	}
+	return res, nil
+}
+
+// Peek returns up to n entries the target has not accepted yet, oldest first.
+func (s *Spool) Peek(target string, n int) ([]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cursors[target]
+	if !ok || s.lock == nil {
+		return nil, fmt.Errorf("peek spool: no target %q", target)
+	}
+	var out []Entry
+	for _, seg := range s.segs {
+		if seg.last < c.next || seg.first > seg.last {
+			continue
+		}
+		var off uint64
+		if c.readSeg == seg.first && c.readSeq == c.next {
+			off = c.readOff
+		}
+		res, err := s.readSegment(seg, off, c.next, n-len(out))
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res.list...)
+		if len(res.list) > 0 {
+			c.readSeg, c.readOff, c.readSeq = seg.first, res.end, res.endSeq
+		}
+		if len(out) >= n {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Ack records that the target accepted every entry up to seq, durably, and
+// deletes the segments no target needs any more.
+func (s *Spool) Ack(target string, seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cursors[target]
+	if !ok || s.lock == nil {
+		return fmt.Errorf("ack spool: no target %q", target)
+	}
+	// A drop may have moved the cursor past what the target just sent.
+	if seq < c.next {
+		return nil
+	}
+	c.next = seq + 1
+	if err := s.saveCursor(target, c); err != nil {
+		return err
+	}
+	return s.collect()
+}
+
+// Pending is how many entries the target has not accepted yet.
+func (s *Spool) Pending(target string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cursors[target]
+	if !ok || len(s.segs) == 0 {
+		return 0
+	}
+	from := max(c.next, s.segs[0].first)
+	if from >= s.next {
+		return 0
+	}
+	return s.next - from
+}
+
+// Dropped is how many entries the target lost to the bound since the spool was opened.
+func (s *Spool) Dropped(target string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.cursors[target]; ok {
+		return c.dropped
+	}
+	return 0
+}
+
+// Wake returns a channel that receives after an Append, to wake the
+// target's delivery loop.
+func (s *Spool) Wake(target string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.cursors[target]; ok {
+		return c.wake
+	}
+	return nil
+}
+
+// Close closes the spool's files and releases its lock.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.tail != nil {
+		errs = append(errs, s.tail.Close())
+		s.tail = nil
+	}
+	if s.lock != nil {
+		// Closing the file releases the flock.
+		errs = append(errs, s.lock.Close())
+		s.lock = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close spool: %w", err)
+	}
+	return nil
+}
