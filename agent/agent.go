@@ -44,6 +44,7 @@ type Agent struct {
 	http           *http.Server
 	gauges         *Gauges
 	deployer       *Deployer
+	passive        *Passive
 }
 
 // New prepares an agent: it creates the data dir, loads the saved state,
@@ -72,6 +73,15 @@ func New(cfg *conf.Agent, log *slog.Logger) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.sched = NewScheduler(a.jobs, a.store, cfg.MaxConcurrent, log)
+	if a.passive, err = NewPassive(cfg.Passive, cfg.Host, filepath.Join(cfg.DataDir, "spool"), log); err != nil {
+		return nil, err
+	}
+	// Submit only appends to the local spool; delivery runs in Run.
+	a.store.Watch(func(st Status) {
+		if err := a.passive.Submit(st); err != nil {
+			a.log.Error("spool passive result", "check", st.Name, "err", err)
+		}
+	})
 	if cfg.NRPE.Listen != "" {
 		if err := a.setupNRPE(); err != nil {
 			return nil, err
@@ -175,7 +185,7 @@ func (a *Agent) setupHTTP() error {
 		return errors.New("deploy.token_file holds the HTTP API's token: the read credential must not be able to deploy")
 	}
 	a.gauges = NewGauges(a.cfg.Host, a.cfg.HostType, a.cfg.Gauges, a.store)
-	api := &API{Host: a.cfg.Host, HostType: a.cfg.HostType, Store: a.store, Gauges: a.gauges, Token: token, Log: a.log, Deployer: a.deployer}
+	api := &API{Host: a.cfg.Host, HostType: a.cfg.HostType, Store: a.store, Gauges: a.gauges, Token: token, Log: a.log, Deployer: a.deployer, Passive: a.passive}
 	a.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	if h.CertFile != "" {
 		cfg, err := LoadTLS(h.CertFile, h.KeyFile, h.ClientCAFile)
@@ -240,6 +250,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	goRun(func() { a.sched.Run(ctx) })
 	goRun(func() { a.saveLoop(ctx) })
+	goRun(func() { a.passive.Run(ctx) })
 	if a.nrpe != nil {
 		goRun(func() {
 			if err := a.nrpe.Serve(ctx, a.nrpeLn); err != nil && ctx.Err() == nil {
@@ -295,6 +306,9 @@ func (a *Agent) saveLoop(ctx context.Context) {
 // close stops what New opened.
 func (a *Agent) close() {
 	closeJobs(a.jobs)
+	if err := a.passive.Close(); err != nil {
+		a.log.Error("close passive spool", "err", err)
+	}
 	for _, ln := range []net.Listener{a.nrpeLn, a.httpLn} {
 		if ln != nil {
 			ln.Close()

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,5 +220,43 @@ func TestAgentAnswersCheckNRPE(t *testing.T) {
 	// The query counts as a check run, as in Nagios: the status moved.
 	if st, _ := a.store.Get("always_critical"); !st.Checked() {
 		t.Error("the NRPE query left no status")
+	}
+}
+
+// TestAgentSubmitsPassiveResults: every result goes to the Nagios command
+// file as it comes (the spool and the real Nagios are tested in passive_test.go).
+func TestAgentSubmitsPassiveResults(t *testing.T) {
+	dataDir := t.TempDir()
+	fifo := filepath.Join(t.TempDir(), "nagios.cmd")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A reader holds the pipe open, as Nagios does.
+	r, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cfg := agentConfig(t, dataDir)
+	cfg.Passive.CommandFile = fifo
+	startAgent(t, cfg)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	want := "PROCESS_SERVICE_CHECK_RESULT;test1;always_critical;2;ALWAYS CRITICAL - disk on fire|temp=451;100;200;0"
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case line := <-lines:
+			if _, rest, ok := strings.Cut(line, "] "); ok && rest == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q in the command file", want)
+		}
 	}
 }

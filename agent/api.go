@@ -27,6 +27,8 @@ type API struct {
 	Log   *slog.Logger
 	// Deployer, when set, serves the release routes (see Deployer).
 	Deployer *Deployer
+	// Passive, when set, reports its targets' queues at /api/v1/passive.
+	Passive *Passive
 }
 
 // Handler returns the API's routes.
@@ -39,6 +41,9 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /api/v1/checks/{name}", a.auth(http.HandlerFunc(a.check)))
 	mux.Handle("GET /api/v1/snapshot", a.auth(http.HandlerFunc(a.snapshot)))
 	mux.Handle("GET /metrics", a.auth(http.HandlerFunc(a.metrics)))
+	mux.Handle("GET /api/v1/passive", a.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, a.Passive.Targets())
+	})))
 	if a.Deployer != nil {
 		a.deployRoutes(mux)
 	}
