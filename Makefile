@@ -46,7 +46,7 @@ test: deps build vet
 	$(GO) test -count=1 -timeout 8m ./...
 
 # Debian packages the benchmarks compare against: the NRPE daemon.
-BENCH_PKGS := nagios-nrpe-server
+BENCH_PKGS := nagios-nrpe-server memcached
 
 # bench-deps installs them the way deps installs the tests' packages, after
 # deps so that two apt-get runs never contend for dpkg's lock under make -j.

@@ -1,7 +1,8 @@
 // Command benchtable measures immune against the software it replaces and
 // prints the figures side by side; `make bench` runs it. Its tables: CPU per
 // check execution against the C plugins, NRPE throughput against Debian's
-// nrpe daemon, and the agent's memory and CPU running 50 checks.
+// nrpe daemon, the agent's memory and CPU running 50 checks, and counter
+// increments and reads against a real memcached.
 //
 // CPU time, not wall time, is what is compared: it is what a check costs a
 // busy host, and it is steadier than wall time on a shared machine.
@@ -52,7 +53,10 @@ func run(ctx context.Context, runs int, bin, ref string, ours, theirs int, warmu
 	if err := nrpeThroughput(ctx, os.Stdout, bin, ref, ours, theirs); err != nil {
 		return err
 	}
-	return agentFootprint(ctx, os.Stdout, bin, ref, warmup, window)
+	if err := agentFootprint(ctx, os.Stdout, bin, ref, warmup, window); err != nil {
+		return err
+	}
+	return countersTable(ctx, os.Stdout, 3*time.Second)
 }
 
 // cpuTime is the user+system CPU time used so far by who (RUSAGE_SELF or RUSAGE_CHILDREN).
