@@ -75,6 +75,7 @@ func nrpeThroughput(ctx context.Context, w io.Writer, bin, ref string, ours, the
 		{"Debian nrpe 4 + check_load", theirs, startDebianNRPE(ref)},
 	}
 	results := make([]nrpeLoad, len(targets))
+	defer pinClient()()
 	for i, t := range targets {
 		if results[i], err = benchNRPE(ctx, t, dir, certFile, keyFile); err != nil {
 			return err
@@ -84,22 +85,29 @@ func nrpeThroughput(ctx context.Context, w io.Writer, bin, ref string, ours, the
 	fmt.Fprintf(w, "\nNRPE throughput: check_load %s, a new TLS connection per query, %d in flight (target: immune >= 20x Debian's nrpe)\n\n",
 		strings.Join(nrpeLoadArgs, " "), nrpeConcurrency)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\trequests\terrors\treq/s\tCPU per request\treq/s ratio\tCPU ratio\tclient CPU per request\t")
+	fmt.Fprintln(tw, "server\trequests\terrors\treq/s\tCPU per request\treq/s per server core\treq/s ratio\tper-core ratio\tclient CPU per request\t")
 	base := results[len(results)-1]
 	for i, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.1fx\t%.1fx\t%s\t\n", targets[i].name, r.requests, r.errors, r.rate(), round(r.perRequest()),
-			r.rate()/max(base.rate(), 1e-9), float64(base.perRequest())/float64(max(r.perRequest(), 1)), round(r.client/time.Duration(max(r.requests, 1))))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%.0f\t%.1fx\t%.1fx\t%s\t\n", targets[i].name, r.requests, r.errors, r.rate(), round(r.perRequest()),
+			1/max(r.perRequest().Seconds(), 1e-9), r.rate()/max(base.rate(), 1e-9), float64(base.perRequest())/float64(max(r.perRequest(), 1)),
+			round(r.client/time.Duration(max(r.requests, 1))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "CPU per request: the server's, with every process it forked (nrpe's per-connection children, check_load).")
-	fmt.Fprintln(w, "Ratios: immune's req/s over Debian's; Debian's CPU per request over immune's.")
-	// The client shares the machine's cores with the server, so even a
-	// server that cost nothing would be held to cores / client CPU.
-	ceiling := float64(runtime.NumCPU()) / max(results[0].client.Seconds()/float64(max(results[0].requests, 1)), 1e-9)
-	fmt.Fprintf(w, "req/s here is bounded by the client sharing the %d cores: a server costing no CPU at all would top out near %.0f req/s, %.1fx Debian's.\n",
-		runtime.NumCPU(), ceiling, ceiling/max(base.rate(), 1e-9))
+	fmt.Fprintln(w, "req/s per server core is 1 / CPU per request: what one core of the host can serve.")
+	fmt.Fprintln(w, "Ratios: immune's over Debian's. The client's own TLS handshakes cost as much as the server's,")
+	fmt.Fprintln(w, "so on a small machine the measured req/s is the client's limit; the per-core ratio is the server's.")
+	if canPin() {
+		fmt.Fprintf(w, "Each server ran alone on core %d, the client on the other %d core(s).\n", serverCPU, runtime.NumCPU()-1)
+	} else {
+		// The client shares the cores with the server, so even a server
+		// that cost nothing would be held to cores / client CPU.
+		ceiling := float64(runtime.NumCPU()) / max(results[0].client.Seconds()/float64(max(results[0].requests, 1)), 1e-9)
+		fmt.Fprintf(w, "req/s here is bounded by the client sharing the %d cores: a server costing no CPU at all would top out near %.0f req/s, %.1fx Debian's.\n",
+			runtime.NumCPU(), ceiling, ceiling/max(base.rate(), 1e-9))
+	}
 	for i, r := range results {
 		if r.firstErr != nil {
 			fmt.Fprintf(w, "%s: first error: %v\n", targets[i].name, r.firstErr)
@@ -255,7 +263,8 @@ nrpe:
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, nil, fmt.Errorf("write agent config: %w", err)
 		}
-		srv, err := startServer("immune agent", filepath.Join(dir, "agent.log"), filepath.Join(bin, "immune"), "agent", "--config", path)
+		path, args := onServerCPU(filepath.Join(bin, "immune"), "agent", "--config", path)
+		srv, err := startServer("immune agent", filepath.Join(dir, "agent.log"), path, args...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w (make build first)", err)
 		}
@@ -314,7 +323,8 @@ command[check_load]=%s %s
 		if err != nil {
 			return nil, nil, fmt.Errorf("find benchtable's own binary: %w", err)
 		}
-		srv, err := startServer("Debian's nrpe", filepath.Join(dir, "nrpe.log"), self, subreaperMode, daemon, "-c", path, "-f")
+		bin, args := onServerCPU(self, subreaperMode, daemon, "-c", path, "-f")
+		srv, err := startServer("Debian's nrpe", filepath.Join(dir, "nrpe.log"), bin, args...)
 		if err != nil {
 			return nil, nil, err
 		}
