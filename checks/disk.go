@@ -7,13 +7,17 @@ import (
 	"math"
 	"math/bits"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
+	"github.com/shirou/gopsutil/v4/common"
 	"github.com/shirou/gopsutil/v4/disk"
 	"github.com/spf13/pflag"
 
@@ -369,6 +373,23 @@ type diskMount struct {
 	Device, Dir, Type string
 }
 
+// diskLocalTypes are the file systems whose stat and statfs answer from
+// memory or a local disk, never waiting on a server or an automounter:
+// the kernel's own, and local disks'. Types not listed (nfs, cifs, fuse.*,
+// autofs, ceph and the rest) get a goroutine that a run can give up on.
+var diskLocalTypes = map[string]bool{
+	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "tmpfs": true, "ramfs": true,
+	"cgroup": true, "cgroup2": true, "securityfs": true, "debugfs": true, "tracefs": true,
+	"pstore": true, "bpf": true, "mqueue": true, "hugetlbfs": true, "configfs": true,
+	"efivarfs": true, "fusectl": true, "nsfs": true, "binfmt_misc": true,
+	"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true, "zfs": true,
+	"f2fs": true, "jfs": true, "vfat": true, "exfat": true, "ntfs3": true, "iso9660": true,
+	"udf": true, "squashfs": true, "erofs": true, "overlay": true, "bcachefs": true, "nilfs2": true,
+}
+
+// local reports whether the mount is a local file system of a known type.
+func (m *diskMount) local() bool { return diskLocalTypes[m.Type] && !m.remote() }
+
 // remote is gnulib's ME_REMOTE, which check_disk's -l uses.
 func (m *diskMount) remote() bool {
 	return strings.Contains(m.Device, ":") ||
@@ -382,25 +403,160 @@ type diskUsage struct {
 }
 
 // diskEnv is how the check sees the machine; tests give it fixed numbers.
+// usage and stat are told whether the call may hang (diskRun.mayHang): one
+// that cannot is made at once, without a goroutine to give up on it.
 type diskEnv struct {
 	mounts func(ctx context.Context) ([]diskMount, error)
-	usage  func(ctx context.Context, dir string) (diskUsage, error)
-	stat   func(ctx context.Context, path string) error
+	usage  func(ctx context.Context, dir string, mayHang bool) (diskUsage, error)
+	stat   func(ctx context.Context, path string, mayHang bool) error
 }
 
 var diskSystem = diskEnv{mounts: diskSystemMounts, usage: diskSystemUsage, stat: diskSystemStat}
 
+// diskSystemMounts reads the mount table through gopsutil, from the file
+// it reads (pid 1's mountinfo under the proc root), and keeps it while the
+// kernel says that file has not changed.
 func diskSystemMounts(ctx context.Context) ([]diskMount, error) {
-	parts, err := disk.PartitionsWithContext(ctx, true)
-	if err != nil {
-		return nil, fmt.Errorf("read the mount table: %w", err)
+	path := procPath(ctx, "1", "mountinfo")
+	if hpm := diskEnvValue(ctx, common.HostProcMountinfo); hpm != "" {
+		path = filepath.Join(filepath.Dir(hpm), "mountinfo")
 	}
-	mounts := make([]diskMount, len(parts))
-	for i, p := range parts {
-		mounts[i] = diskMount{Device: p.Device, Dir: p.Mountpoint, Type: p.Fstype}
+	return diskMountTables.get(path).read(func() ([]diskMount, error) {
+		parts, err := disk.PartitionsWithContext(ctx, true)
+		if err != nil {
+			return nil, fmt.Errorf("read the mount table: %w", err)
+		}
+		mounts := make([]diskMount, len(parts))
+		for i, p := range parts {
+			mounts[i] = diskMount{Device: p.Device, Dir: p.Mountpoint, Type: p.Fstype}
+		}
+		return mounts, nil
+	})
+}
+
+// diskEnvValue is gopsutil's setting key as it will see it under ctx: from
+// the context first, else from the environment.
+func diskEnvValue(ctx context.Context, key common.EnvKeyType) string {
+	if env, ok := ctx.Value(common.EnvKey).(common.EnvMap); ok && env[key] != "" {
+		return env[key]
 	}
+	return os.Getenv(string(key))
+}
+
+// diskMountTables holds one cached mount table per mountinfo file, shared by
+// every check_disk of the process: the agent runs them all against the same
+// /proc, so one open file and one parse serve them all. Its files stay open
+// for the life of the process, one per proc root, so no check has to close
+// them.
+var diskMountTables diskMountCache
+
+type diskMountCache struct {
+	mu     sync.Mutex
+	tables map[string]*diskMountTable
+}
+
+func (c *diskMountCache) get(path string) *diskMountTable {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.tables[path]
+	if !ok {
+		t = &diskMountTable{path: path, fd: -1}
+		if c.tables == nil {
+			c.tables = map[string]*diskMountTable{}
+		}
+		c.tables[path] = t
+	}
+	return t
+}
+
+// diskMountTable is the last mount table read, and an open descriptor of
+// the mountinfo file it came from. proc(5): a mountinfo file polls with
+// POLLPRI and POLLERR once after each change to its mount namespace, and
+// each poll consumes the change, so a zero-timeout poll per run tells
+// whether the table must be read again.
+type diskMountTable struct {
+	path   string
+	mu     sync.Mutex
+	fd     int // -1: not open, or not a procfs file, which no poll can watch
+	mounts []diskMount
+}
+
+// procSuperMagic is the f_type statfs gives for procfs (linux/magic.h).
+const procSuperMagic = 0x9fa0
+
+// read returns the table, calling load for a new one unless the file is
+// watched and the kernel reports no change since the last load. The table
+// returned is shared: callers must not change it. A run that finds another
+// one reading loads a table of its own rather than wait behind it, as a
+// mount table can be slow to read while a mount hangs.
+func (t *diskMountTable) read(load func() ([]diskMount, error)) ([]diskMount, error) {
+	if !t.mu.TryLock() {
+		return load()
+	}
+	defer t.mu.Unlock()
+	if t.fd >= 0 && t.mounts != nil && !t.changed() {
+		return t.mounts, nil
+	}
+	if t.fd < 0 {
+		t.watch()
+	}
+	mounts, err := load()
+	if err != nil || t.fd < 0 {
+		t.mounts = nil
+		return mounts, err
+	}
+	t.mounts = mounts
 	return mounts, nil
 }
+
+// watch opens the file to poll it. It is opened with a raw system call on
+// purpose: an os.File would join Go's network poller, whose epoll would
+// take the change events before this check could see them. It is opened
+// before the table is read, so that a change during the read shows in the
+// next poll, at the cost of one more read.
+func (t *diskMountTable) watch() {
+	fd, err := syscall.Open(t.path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Fstatfs(fd, &fs); err != nil || fs.Type != procSuperMagic {
+		// A fixture tree, or something else: read it on every run.
+		_ = syscall.Close(fd)
+		return
+	}
+	t.fd = fd
+}
+
+// changed polls the file without waiting. A poll that fails or flags the
+// descriptor as bad counts as a change, and a bad descriptor is dropped,
+// to be opened again on the next read.
+func (t *diskMountTable) changed() bool {
+	pfd := diskPollFd{fd: int32(t.fd), events: diskPollPri | diskPollErr}
+	var now syscall.Timespec
+	n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&now)), 0, 0, 0)
+	switch {
+	case errno != 0:
+		return true
+	case pfd.revents&diskPollNval != 0:
+		_ = syscall.Close(t.fd)
+		t.fd = -1
+		return true
+	}
+	return n > 0 && pfd.revents&(diskPollPri|diskPollErr) != 0
+}
+
+// diskPollFd is struct pollfd of poll(2).
+type diskPollFd struct {
+	fd              int32
+	events, revents int16
+}
+
+const (
+	diskPollPri  = 0x2
+	diskPollErr  = 0x8
+	diskPollNval = 0x20
+)
 
 // diskStatfsCalls and diskStatCalls hold the file-system calls still running.
 var (
@@ -408,20 +564,37 @@ var (
 	diskStatCalls   diskCalls[struct{}]
 )
 
-func diskSystemUsage(ctx context.Context, dir string) (diskUsage, error) {
-	return diskStatfsCalls.do(ctx, dir, func() (diskUsage, error) {
-		u, err := disk.UsageWithContext(context.WithoutCancel(ctx), dir)
-		if err != nil {
-			return diskUsage{}, fmt.Errorf("statfs %s: %w", dir, err)
+func diskSystemUsage(ctx context.Context, dir string, mayHang bool) (diskUsage, error) {
+	if !mayHang {
+		if err := ctx.Err(); err != nil {
+			return diskUsage{}, err
 		}
-		return diskUsage{
-			Total: u.Total, Free: u.Total - u.Used, Avail: u.Free,
-			Files: u.InodesTotal, FilesFree: u.InodesFree,
-		}, nil
-	})
+		return diskStatfs(dir)
+	}
+	return diskStatfsCalls.do(ctx, dir, func() (diskUsage, error) { return diskStatfs(dir) })
 }
 
-func diskSystemStat(ctx context.Context, path string) error {
+// diskStatfs counts as gopsutil's disk.Usage does, in blocks of f_bsize.
+func diskStatfs(dir string) (diskUsage, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return diskUsage{}, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	bsize := uint64(st.Bsize)
+	return diskUsage{
+		Total: uint64(st.Blocks) * bsize, Free: uint64(st.Bfree) * bsize, Avail: uint64(st.Bavail) * bsize,
+		Files: uint64(st.Files), FilesFree: uint64(st.Ffree),
+	}, nil
+}
+
+func diskSystemStat(ctx context.Context, path string, mayHang bool) error {
+	if !mayHang {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := os.Stat(path)
+		return err
+	}
 	_, err := diskStatCalls.do(ctx, path, func() (struct{}, error) {
 		_, err := os.Stat(path)
 		return struct{}{}, err
@@ -502,12 +675,16 @@ type diskEntry struct {
 type diskRun struct {
 	c       *diskCheck
 	ctx     context.Context
-	mounts  []diskMount
-	usages  map[string]diskUsageAnswer
+	mounts  []diskMount       // shared with other runs: read only
+	usages  []diskUsageAnswer // statfs answers by directory, few enough to search
 	entries []*diskEntry
+	// found are the paths stat found in this run: check_disk stats a path
+	// when it is selected and again when it is measured, a moment apart.
+	found []string
 }
 
 type diskUsageAnswer struct {
+	dir string
 	u   diskUsage
 	err error
 }
@@ -534,7 +711,7 @@ func (c *diskCheck) run(ctx context.Context) (nagios.Result, error) {
 	if err != nil {
 		return nagios.Result{}, err
 	}
-	dr := &diskRun{c: c, ctx: ctx, mounts: mounts, usages: map[string]diskUsageAnswer{}}
+	dr := &diskRun{c: c, ctx: ctx, mounts: mounts}
 	for _, op := range c.ops {
 		if err := dr.apply(op); err != nil {
 			return nagios.Result{}, err
@@ -556,25 +733,54 @@ func (c *diskCheck) run(ctx context.Context) (nagios.Result, error) {
 }
 
 func (dr *diskRun) usage(dir string) (diskUsage, error) {
-	if a, ok := dr.usages[dir]; ok {
-		return a.u, a.err
+	for _, a := range dr.usages {
+		if a.dir == dir {
+			return a.u, a.err
+		}
 	}
-	u, err := dr.c.env.usage(dr.ctx, dir)
+	u, err := dr.c.env.usage(dr.ctx, dir, dr.mayHang(dir))
 	if dr.ctx.Err() != nil {
 		return u, err
 	}
-	dr.usages[dir] = diskUsageAnswer{u, err}
+	dr.usages = append(dr.usages, diskUsageAnswer{dir, u, err})
 	return u, err
 }
 
 // stat checks that a path answers, as check_disk does before it trusts a
 // mount: a failure ends the run CRITICAL.
 func (dr *diskRun) stat(path string) error {
-	err := dr.c.env.stat(dr.ctx, path)
-	if err == nil || dr.ctx.Err() != nil {
+	if slices.Contains(dr.found, path) {
+		return nil
+	}
+	err := dr.c.env.stat(dr.ctx, path, dr.mayHang(path))
+	if err == nil {
+		dr.found = append(dr.found, path)
+		return nil
+	}
+	if dr.ctx.Err() != nil {
 		return err
 	}
 	return diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", path, diskStrerror(err))
+}
+
+// mayHang reports whether a stat or statfs of path could wait for good, as
+// on a dead NFS server. One of a mount point of the table cannot when that
+// mount and every mount above it are local: the table holds each mount's
+// real path, and the kernel resolves it through those mounts alone. Any
+// other path may lead anywhere through a symbolic link.
+func (dr *diskRun) mayHang(path string) bool {
+	isMount := false
+	for i := range dr.mounts {
+		m := &dr.mounts[i]
+		if m.Dir != "/" && m.Dir != path && !(strings.HasPrefix(path, m.Dir) && path[len(m.Dir)] == '/') {
+			continue
+		}
+		if !m.local() {
+			return true
+		}
+		isMount = isMount || m.Dir == path
+	}
+	return !isMount
 }
 
 // diskStrerror writes err as C's diskStrerror does, which the twin prints.
@@ -872,8 +1078,10 @@ func (c *diskCheck) state(r diskRow) nagios.State {
 // used bytes in the perfdata, with the thresholds turned into used bytes.
 func (c *diskCheck) report(rows []diskRow) nagios.Result {
 	result := nagios.Unknown
-	var text strings.Builder
-	var perf []nagios.Perf
+	// The line is built with strconv rather than fmt: in the agent this
+	// runs every interval, and fmt's formatting was a good part of a run.
+	text := make([]byte, 0, 64*len(rows))
+	perf := make([]nagios.Perf, 0, len(rows))
 	for i, r := range rows {
 		st := c.state(r)
 		if i == 0 {
@@ -890,29 +1098,32 @@ func (c *diskCheck) report(rows []diskRow) nagios.Result {
 		}
 		marked := st != nagios.OK && c.verbose >= 1
 		if marked {
-			fmt.Fprintf(&text, " %s [", st)
+			text = append(append(append(text, ' '), st.String()...), " ["...)
 		}
-		fmt.Fprintf(&text, " %s %d%s (%.0f%%", r.label, r.stats.freeUnits, c.units, r.stats.freePct)
+		// " / 35840MiB (36% inode=90%);"
+		text = append(append(append(text, ' '), r.label...), ' ')
+		text = append(strconv.AppendUint(text, r.stats.freeUnits, 10), c.units...)
+		text = append(strconv.AppendFloat(append(text, " ("...), r.stats.freePct, 'f', 0, 64), '%')
 		switch {
 		case r.stats.usedInodePct < 0:
 			// check_disk closes the bracket here whether it opened one or not.
-			text.WriteString(" inode=-)")
+			text = append(text, " inode=-)"...)
 			if st != nagios.OK {
-				text.WriteString("]")
+				text = append(text, ']')
 			}
 		default:
-			fmt.Fprintf(&text, " inode=%.0f%%)", r.stats.freeInodePct)
+			text = append(strconv.AppendFloat(append(text, " inode="...), r.stats.freeInodePct, 'f', 0, 64), "%)"...)
 			if marked {
-				text.WriteString("]")
+				text = append(text, ']')
 			}
 		}
-		text.WriteString(";")
+		text = append(text, ';')
 	}
 	preamble := " - free space:"
 	if c.errorsOnly && result == nagios.OK {
 		preamble = ""
 	}
-	return nagios.Result{State: result, Output: "DISK " + result.String() + preamble + text.String(), Perf: perf}
+	return nagios.Result{State: result, Output: "DISK " + result.String() + preamble + string(text), Perf: perf}
 }
 
 func (c *diskCheck) spacePerf(r diskRow) nagios.Perf {

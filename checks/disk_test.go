@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/immune-ops/immune/nagios"
 )
@@ -106,14 +107,14 @@ func fakeDisks(gone, locked []diskMount) diskEnv {
 	mounts = append(append(mounts, gone...), locked...)
 	return diskEnv{
 		mounts: func(context.Context) ([]diskMount, error) { return append([]diskMount(nil), mounts...), nil },
-		usage: func(_ context.Context, dir string) (diskUsage, error) {
+		usage: func(_ context.Context, dir string, _ bool) (diskUsage, error) {
 			u, ok := usage[dir]
 			if !ok {
 				return u, fmt.Errorf("statfs %s: %w", dir, syscall.EACCES)
 			}
 			return u, nil
 		},
-		stat: func(_ context.Context, path string) error {
+		stat: func(_ context.Context, path string, _ bool) error {
 			if !exists[path] {
 				return &os.PathError{Op: "stat", Path: path, Err: syscall.ENOENT}
 			}
@@ -258,7 +259,7 @@ func TestDiskUnreachable(t *testing.T) {
 
 func TestDiskTimeout(t *testing.T) {
 	env := fakeDisks(nil, nil)
-	env.usage = func(ctx context.Context, dir string) (diskUsage, error) {
+	env.usage = func(ctx context.Context, dir string, _ bool) (diskUsage, error) {
 		<-ctx.Done()
 		return diskUsage{}, fmt.Errorf("statfs %s: %w", dir, ctx.Err())
 	}
@@ -388,7 +389,7 @@ func realMounts(t *testing.T) (dirs []string, types map[string]string) {
 		}
 		dir := fields[4]
 		if _, dup := types[dir]; !dup {
-			if u, err := diskSystemUsage(context.Background(), dir); err == nil && u.Total >= 64<<20 {
+			if u, err := diskSystemUsage(context.Background(), dir, true); err == nil && u.Total >= 64<<20 {
 				dirs = append(dirs, dir)
 			}
 		}
@@ -412,7 +413,7 @@ func TestDiskTwin(t *testing.T) {
 		t.Skip("/ is not a measurable mount here")
 	}
 	c := &diskCheck{mult: 1 << 20}
-	u, err := diskSystemUsage(context.Background(), "/")
+	u, err := diskSystemUsage(context.Background(), "/", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,4 +529,193 @@ func TestDiskTwin(t *testing.T) {
 			t.Errorf("%v: exit ours %d, theirs %d\nours:   %s\ntheirs: %s", args, code, exit.ExitCode(), ours.String(), theirs)
 		}
 	}
+}
+
+// TestDiskMayHang checks which stat and statfs calls are made at once and
+// which in a goroutine that a run can give up on.
+func TestDiskMayHang(t *testing.T) {
+	dr := &diskRun{mounts: []diskMount{
+		{"/dev/sda1", "/", "ext4"},
+		{"tmpfs", "/run", "tmpfs"},
+		{"fileserver:/export", "/mnt/nfs", "nfs4"},
+		{"/dev/sdb1", "/mnt/nfs/local", "ext4"},
+		{"systemd-1", "/auto", "autofs"},
+		{"/dev/sdc1", "/auto", "ext4"},
+		{"sshfs", "/home/u/remote", "fuse.sshfs"},
+		{"//server/share", "/mnt/smb", "cifs"},
+		{"/dev/sdd1", "/mnt/odd", "ext4:"},
+	}}
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{"/", false},
+		{"/run", false},
+		{"/mnt/nfs", true},
+		{"/mnt/nfs/local", true}, // reached through the NFS mount
+		{"/auto", true},          // an automount point, whatever is mounted on it
+		{"/home/u/remote", true},
+		{"/mnt/smb", true},
+		{"/mnt/odd", true}, // a type not known to be local
+		{"/var/log", true}, // not a mount point: it may be a link to anywhere
+		{"/runx", true},
+		{"/mnt", true},
+	} {
+		if got := dr.mayHang(tt.path); got != tt.want {
+			t.Errorf("mayHang(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+
+	// The check passes the answer on, and stats a path once a run.
+	env := fakeDisks(nil, nil)
+	type call struct {
+		op, path string
+		mayHang  bool
+	}
+	var calls []call
+	usage, stat := env.usage, env.stat
+	env.usage = func(ctx context.Context, dir string, mayHang bool) (diskUsage, error) {
+		calls = append(calls, call{"statfs", dir, mayHang})
+		return usage(ctx, dir, mayHang)
+	}
+	env.stat = func(ctx context.Context, path string, mayHang bool) error {
+		calls = append(calls, call{"stat", path, mayHang})
+		return stat(ctx, path, mayHang)
+	}
+	c, err := newDisk([]string{"-w", "20%", "-c", "10%", "-p", "/", "-p", "/mnt/nfs", "-p", "/var/log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.(*diskCheck).env = env
+	if r := c.Run(context.Background()); r.State != nagios.Critical {
+		t.Fatalf("got %s", r)
+	}
+	want := []call{
+		{"stat", "/", false}, {"statfs", "/", false},
+		{"stat", "/mnt/nfs", true}, {"statfs", "/mnt/nfs", true},
+		{"stat", "/var/log", true}, {"statfs", "/var", false},
+	}
+	if !slices.Equal(calls, want) {
+		t.Errorf("calls:\n got %v\nwant %v", calls, want)
+	}
+}
+
+// TestDiskMountTableCache checks when the mount table is read again: on
+// every run from a file outside procfs, and from procfs only after the
+// kernel reports a change.
+func TestDiskMountTableCache(t *testing.T) {
+	loads := 0
+	load := func(path string) func() ([]diskMount, error) {
+		return func() ([]diskMount, error) {
+			loads++
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil, err
+			}
+			var mounts []diskMount
+			for line := range strings.Lines(string(b)) {
+				if fields := strings.Fields(line); len(fields) > 4 {
+					mounts = append(mounts, diskMount{Dir: fields[4]})
+				}
+			}
+			return mounts, nil
+		}
+	}
+	watch := func(t *testing.T, path string) *diskMountTable {
+		table := diskMountTables.get(path)
+		t.Cleanup(func() {
+			if table.fd >= 0 {
+				_ = syscall.Close(table.fd)
+			}
+			diskMountTables.mu.Lock()
+			delete(diskMountTables.tables, path)
+			diskMountTables.mu.Unlock()
+		})
+		return table
+	}
+
+	t.Run("fixture", func(t *testing.T) {
+		loads = 0
+		const path = "testdata/disk/proc/1/mountinfo"
+		table := watch(t, path)
+		for range 3 {
+			if m, err := table.read(load(path)); err != nil || len(m) != 3 {
+				t.Fatalf("read: %d mounts, %v", len(m), err)
+			}
+		}
+		if loads != 3 || table.fd != -1 {
+			t.Errorf("%d loads and descriptor %d, want 3 and none kept", loads, table.fd)
+		}
+	})
+
+	t.Run("failed load", func(t *testing.T) {
+		loads = 0
+		table := watch(t, "/proc/self/mountinfo")
+		failing := func() ([]diskMount, error) { loads++; return nil, errors.New("boom") }
+		for range 2 {
+			if _, err := table.read(failing); err == nil {
+				t.Fatal("no error")
+			}
+		}
+		if loads != 2 {
+			t.Errorf("%d loads, want 2: a failure is not kept", loads)
+		}
+	})
+
+	// A mount namespace of its own keeps this test's view still while
+	// the host mounts and unmounts what it likes.
+	t.Run("private namespace", func(t *testing.T) {
+		unshare, err := exec.LookPath("unshare")
+		if os.Geteuid() != 0 || err != nil {
+			t.Skip("needs root and unshare(1) to make a mount namespace")
+		}
+		loads = 0
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		dir := t.TempDir()
+		cmd := exec.CommandContext(ctx, unshare, "--mount", "--propagation", "private", "sh", "-c",
+			`echo ready; read a; mount -t tmpfs immune-test "$1" && echo mounted; read b`, "sh", dir)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = in.Close()
+			_ = cmd.Wait()
+		})
+		lines := bufio.NewScanner(out)
+		if !lines.Scan() || lines.Text() != "ready" {
+			t.Skipf("unshare could not make a mount namespace: %q", lines.Text())
+		}
+		path := fmt.Sprintf("/proc/%d/mountinfo", cmd.Process.Pid)
+		table := watch(t, path)
+		read := func(wantLoads int, wantDir bool) {
+			t.Helper()
+			m, err := table.read(load(path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			has := slices.ContainsFunc(m, func(m diskMount) bool { return m.Dir == dir })
+			if loads != wantLoads || has != wantDir {
+				t.Errorf("%d loads, %s mounted %v; want %d, %v", loads, dir, has, wantLoads, wantDir)
+			}
+		}
+		read(1, false)
+		read(1, false)
+		if _, err := fmt.Fprintln(in, "mount"); err != nil {
+			t.Fatal(err)
+		}
+		if !lines.Scan() || lines.Text() != "mounted" {
+			t.Fatalf("mount in the namespace failed: %q", lines.Text())
+		}
+		read(2, true)
+		read(2, true)
+	})
 }

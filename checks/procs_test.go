@@ -1,7 +1,9 @@
 package checks
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -9,8 +11,11 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,6 +181,7 @@ func writeFixtureProc(t *testing.T, root, pid, comm string) {
 	dir := filepath.Join(root, pid)
 	files := map[string]string{
 		"stat":    pid + " (" + comm + ") S 1 " + pid + " " + pid + " 0 -1 4194560 0 0 0 0 1 1 0 0 20 0 1 0 100 1048576 10 0\n",
+		"comm":    comm + "\n",
 		"status":  "Name:\t" + comm + "\nUid:\t0\t0\t0\t0\nVmLck:\t0 kB\n",
 		"cmdline": comm + "\x00",
 		"statm":   "256 10 5 1 0 5 0\n",
@@ -199,8 +205,10 @@ func TestProcsUnreadable(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(malformed, "7"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(malformed, "7", "stat"), []byte("7 (x) S 1 7\n"), 0o644); err != nil {
-		t.Fatal(err)
+	for name, text := range map[string]string{"stat": "7 (x) S 1 7\n", "comm": "x\n"} {
+		if err := os.WriteFile(filepath.Join(malformed, "7", name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	noUptime := t.TempDir()
 	writeFixtureProc(t, noUptime, "5", "app")
@@ -215,7 +223,9 @@ func TestProcsUnreadable(t *testing.T) {
 		{empty, nil, "PROCS UNKNOWN: no processes found in " + empty},
 		{filepath.Join(empty, "missing"), nil, "PROCS UNKNOWN: list processes in " + filepath.Join(empty, "missing") + ": open " +
 			filepath.Join(empty, "missing") + ": no such file or directory"},
-		{malformed, nil, "PROCS UNKNOWN: read " + filepath.Join(malformed, "7", "stat") + ": 3 fields after the command name, want at least 21"},
+		{malformed, []string{"-p", "1"}, "PROCS UNKNOWN: read " + filepath.Join(malformed, "7", "stat") + ": 3 fields after the command name, want at least 21"},
+		// Only what needs a process's stat file reads it.
+		{malformed, nil, "PROCS OK: 1 process"},
 		{noUptime, []string{"-m", "ELAPSED"}, "ELAPSED UNKNOWN: read " + filepath.Join(noUptime, "uptime") + ": open " +
 			filepath.Join(noUptime, "uptime") + ": no such file or directory"},
 		// Only what needs ages reads the uptime.
@@ -313,13 +323,14 @@ func TestParseProcStat(t *testing.T) {
 		{"x (x) S 0 1 1 0 -1 0 0 0 0 0 -1 0 0 0 20 0 1 0 10 0 0\n", proc{}, "invalid syntax"},
 	}
 	for _, tt := range tests {
-		got, err := parseProcStat(tt.in)
+		var got proc
+		err := parseProcStat([]byte(tt.in), &got)
 		switch {
 		case tt.wantErr != "":
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("parseProcStat(%q) error %v, want %q", tt.in, err, tt.wantErr)
 			}
-		case err != nil || *got != tt.want:
+		case err != nil || got != tt.want:
 			t.Errorf("parseProcStat(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
 		}
 	}
@@ -340,7 +351,7 @@ func TestParseProcStatus(t *testing.T) {
 		{"Uid:\t5\tfive\n", 0, false, "invalid syntax"},
 	}
 	for _, tt := range tests {
-		euid, locked, err := parseProcStatus(tt.in)
+		euid, locked, err := parseProcStatus([]byte(tt.in))
 		switch {
 		case tt.wantErrStr != "":
 			if err == nil || !strings.Contains(err.Error(), tt.wantErrStr) {
@@ -360,7 +371,7 @@ func TestPsColumns(t *testing.T) {
 		{"odd/", "odd/"},
 		{"a/b/", "b/"},
 	} {
-		if got := (&proc{comm: tt.comm}).prog(); got != tt.prog {
+		if got := psProg(tt.comm); got != tt.prog {
 			t.Errorf("prog of comm %q = %q, want %q", tt.comm, got, tt.prog)
 		}
 	}
@@ -372,7 +383,7 @@ func TestPsColumns(t *testing.T) {
 		{proc{pid: 9, state: 'R', session: 9, tpgid: 9, pgrp: 9, threads: 2, nice: -1, locked: true}, "R<Lsl+"},
 		{proc{pid: 9, state: 'T', session: 1, tpgid: 4, pgrp: 3, threads: 1, nice: 19}, "TN"},
 	} {
-		if got := tt.p.psStat(); got != tt.want {
+		if got := tt.p.psStat(tt.p.locked); got != tt.want {
 			t.Errorf("psStat of %+v = %q, want %q", tt.p, got, tt.want)
 		}
 	}
@@ -383,7 +394,7 @@ func TestPsColumns(t *testing.T) {
 		{"  python3 -c x\ny\tz\x01 ", "python3 -c x y?z?"},
 		{"h\xc3\xa9llo \xff", "h\u00e9llo ?"},
 	} {
-		if got := psArgs(tt.in); got != tt.want {
+		if got := psArgs([]byte(tt.in)); got != tt.want {
 			t.Errorf("psArgs(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
@@ -517,5 +528,221 @@ func TestProcsTwinRefusals(t *testing.T) {
 		if ours.Code != 3 || theirs.Code != 3 {
 			t.Errorf("%q: exit ours %d, theirs %d, want 3\nours:   %s\ntheirs: %s", args, ours.Code, theirs.Code, ours.Raw, theirs.Raw)
 		}
+	}
+}
+
+// startSleeper starts one sleep process with the token as its argument,
+// and returns it to be killed early; the test kills what is left.
+func startSleeper(t *testing.T, token string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", token)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sleep: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
+}
+
+// keptFiles returns the files the tree of the real /proc keeps open for
+// pid, and checks that its count of them is right.
+func keptFiles(t *testing.T, pid int) (comm, cmdline bool) {
+	t.Helper()
+	procTrees.mu.Lock()
+	tree := procTrees.trees[procPath(context.Background())]
+	procTrees.mu.Unlock()
+	if tree == nil {
+		t.Fatal("no tree kept for /proc")
+	}
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	n := 0
+	for _, k := range tree.kept {
+		for _, fd := range k.fds {
+			if fd >= 0 {
+				n++
+			}
+		}
+	}
+	if n != tree.nKept {
+		t.Errorf("the tree counts %d kept files, holds %d", tree.nKept, n)
+	}
+	if k := tree.kept[int32(pid)]; k != nil {
+		return k.fds[procKeptComm] >= 0, k.fds[procKeptCmdline] >= 0
+	}
+	return false, false
+}
+
+// TestProcsKeptFiles checks the files kept open across runs on the real
+// /proc: they follow processes as they come and go, and runs that find the
+// tree busy, or its limit reached, read without it and count the same.
+func TestProcsKeptFiles(t *testing.T) {
+	token := fmt.Sprintf("3600.%09d", rand.IntN(1e9))
+	first := startSleeper(t, token)
+	for range 2 {
+		startSleeper(t, token)
+	}
+	c, err := newProcs([]string{"-a", token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(n int) string {
+		if n == 1 {
+			return fmt.Sprintf("PROCS OK: 1 process with args '%s'", token)
+		}
+		return fmt.Sprintf("PROCS OK: %d processes with args '%s'", n, token)
+	}
+	ctx := context.Background()
+	for range 2 {
+		if got := c.Run(ctx).Output; got != want(3) {
+			t.Fatalf("got %q, want %q", got, want(3))
+		}
+	}
+	if comm, cmdline := keptFiles(t, first.Process.Pid); !comm || !cmdline {
+		t.Errorf("kept comm %v, cmdline %v for a matching process; want both", comm, cmdline)
+	}
+
+	_ = first.Process.Kill()
+	_ = first.Wait()
+	if got := c.Run(ctx).Output; got != want(2) {
+		t.Errorf("after one exited: got %q, want %q", got, want(2))
+	}
+	if comm, cmdline := keptFiles(t, first.Process.Pid); comm || cmdline {
+		t.Errorf("files of an exited process are still open: comm %v, cmdline %v", comm, cmdline)
+	}
+
+	// A kept file of a process that has ended answers ESRCH; the reader
+	// then opens the PID afresh, which is gone too, or someone else's.
+	gone1 := startSleeper(t, token)
+	rd, err := openProcReader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd.tree == nil {
+		t.Fatal("the reader of /proc has no tree")
+	}
+	p := &proc{pid: int32(gone1.Process.Pid)}
+	if comm, err := rd.comm(p); err != nil || comm != "sleep" {
+		t.Errorf("comm of a live sleep: %q, %v", comm, err)
+	}
+	_ = gone1.Process.Kill()
+	_ = gone1.Wait()
+	if _, err := rd.comm(&proc{pid: p.pid}); err != nil && !gone(err) {
+		t.Errorf("comm of an ended process: %v, want it gone", err)
+	}
+	rd.close()
+	keptFiles(t, gone1.Process.Pid)
+
+	// Past the limit, files are read and closed at once.
+	defer func(limit int) { procKeptLimit = limit }(procKeptLimit)
+	procKeptLimit = 0
+	late := startSleeper(t, token)
+	if got := c.Run(ctx).Output; got != want(3) {
+		t.Errorf("past the limit: got %q, want %q", got, want(3))
+	}
+	if comm, cmdline := keptFiles(t, late.Process.Pid); comm || cmdline {
+		t.Errorf("past the limit, kept comm %v, cmdline %v", comm, cmdline)
+	}
+	procKeptLimit = 1 << 20
+
+	// A run that finds the tree busy reads without it.
+	procTrees.mu.Lock()
+	tree := procTrees.trees[procPath(ctx)]
+	procTrees.mu.Unlock()
+	tree.mu.Lock()
+	got := c.Run(ctx).Output
+	tree.mu.Unlock()
+	if got != want(3) {
+		t.Errorf("tree busy: got %q, want %q", got, want(3))
+	}
+
+	// Runs at once: one has the tree, the others read without it.
+	results := make(chan string, 8)
+	var wg sync.WaitGroup
+	for range cap(results) {
+		wg.Go(func() { results <- c.Run(ctx).Output })
+	}
+	wg.Wait()
+	close(results)
+	for got := range results {
+		if got != want(3) {
+			t.Errorf("concurrent run: got %q, want %q", got, want(3))
+		}
+	}
+}
+
+// TestAppendDirentPIDs reads linux_dirent64 records as getdents64 gives them.
+func TestAppendDirentPIDs(t *testing.T) {
+	record := func(name string) []byte {
+		reclen := (19 + len(name) + 1 + 7) &^ 7
+		b := make([]byte, reclen)
+		binary.NativeEndian.PutUint16(b[16:], uint16(reclen))
+		copy(b[19:], name)
+		return b
+	}
+	var buf []byte
+	for _, name := range []string{".", "..", "1", "self", "42", "007", "4294967296", "2147483647", "12a", "uptime"} {
+		buf = append(buf, record(name)...)
+	}
+	if got, want := appendDirentPIDs(nil, buf), []int32{1, 42, 7, 2147483647}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	// A record that claims more than there is ends the reading.
+	bad := record("5")
+	binary.NativeEndian.PutUint16(bad[16:], 200)
+	if got := appendDirentPIDs(nil, append(record("3"), bad...)); !slices.Equal(got, []int32{3}) {
+		t.Errorf("with a bad record: got %v, want [3]", got)
+	}
+}
+
+// TestProcsUIDOfUndumpable checks -u on a process that is not dumpable, as
+// daemons that drop privileges are: the kernel gives root its files in
+// /proc, status among them, but keeps its directory owned by its
+// effective UID, which is what the check reads on procfs.
+func TestProcsUIDOfUndumpable(t *testing.T) {
+	// The system's python, which another user can run, unlike one
+	// installed under root's home.
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); os.Geteuid() != 0 || err != nil {
+		t.Skip("needs root and " + python + " to start a process as another user")
+	}
+	nobody, err := user.LookupId("65534")
+	if err != nil {
+		t.Skipf("no user 65534: %v", err)
+	}
+	token := fmt.Sprintf("3600.%09d", rand.IntN(1e9))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "-c",
+		"import ctypes, sys, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); print('ready', flush=True); time.sleep(60)", token)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("python did not start: %q, %v", line, err)
+	}
+	var st syscall.Stat_t
+	status := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "status")
+	if err := syscall.Stat(status, &st); err != nil || st.Uid != 0 {
+		t.Fatalf("%s owned by %d (%v), want root: the process is still dumpable", status, st.Uid, err)
+	}
+	args := []string{"-u", nobody.Uid, "-a", token}
+	want := fmt.Sprintf("PROCS OK: 1 process with UID = 65534 (%s), args '%s'", nobody.Username, token)
+	if got := runOurs(t, context.Background(), procsName, args...); got.Result.Output != want {
+		t.Errorf("got %q, want %q", got.Result.Output, want)
+	}
+	if _, err := os.Stat(filepath.Join(referenceDir, procsName)); err == nil {
+		assertTwins(t, runOurs(t, context.Background(), procsName, args...), runTheirs(t, procsName, args...), tolerance{})
 	}
 }
