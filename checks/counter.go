@@ -89,11 +89,8 @@ func newCounter(args []string) (Check, error) {
 	schedules := f.StringArray("schedule", nil, "Thresholds for some times of the week: NAME=WHEN;-w RANGE;-c RANGE (repeatable, first match wins)")
 	tz := f.String("tz", "Local", "Time zone the schedules are read in, such as Europe/Paris")
 	timeout := f.timeout(10, nagios.Unknown)
-	if err := f.parse(args); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return nil, err
-	}
-	if f.NArg() > 0 {
-		return nil, f.failf("unexpected argument %q", f.Arg(0))
 	}
 	if err := checkHostPort(*host, *port); err != nil {
 		return nil, f.fail(err)

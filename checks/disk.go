@@ -760,7 +760,7 @@ func (dr *diskRun) stat(path string) error {
 	if dr.ctx.Err() != nil {
 		return err
 	}
-	return diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", path, diskStrerror(err))
+	return diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", path, strerror(err))
 }
 
 // mayHang reports whether a stat or statfs of path could wait for good, as
@@ -781,19 +781,6 @@ func (dr *diskRun) mayHang(path string) bool {
 		isMount = isMount || m.Dir == path
 	}
 	return !isMount
-}
-
-// diskStrerror writes err as C's diskStrerror does, which the twin prints.
-func diskStrerror(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return err.Error()
-	}
-	s := errno.Error()
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func (dr *diskRun) find(name string) *diskEntry {
@@ -952,7 +939,7 @@ func (dr *diskRun) measure() ([]diskRow, error) {
 			if dr.ctx.Err() != nil {
 				return nil, err
 			}
-			return nil, diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", m.Dir, diskStrerror(err))
+			return nil, diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", m.Dir, strerror(err))
 		}
 		if u.Total == 0 || m.Dir == "none" {
 			continue
@@ -991,7 +978,7 @@ func (dr *diskRun) groupStats(group string, seen map[string]bool) (diskStats, er
 			if dr.ctx.Err() != nil {
 				return sum, err
 			}
-			return sum, diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", e.mount.Dir, diskStrerror(err))
+			return sum, diskAbortf(nagios.Critical, "DISK CRITICAL - %s is not accessible: %s", e.mount.Dir, strerror(err))
 		}
 		sum.add(dr.c.pathStats(u))
 		seen[e.mount.Dir] = true

@@ -73,6 +73,18 @@ func (f *flagSet) parse(args []string) error {
 	return nil
 }
 
+// parseNoArgs is parse for a check that takes options only: a stray
+// argument is a usage error rather than silently ignored.
+func (f *flagSet) parseNoArgs(args []string) error {
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > 0 {
+		return f.failf("unexpected argument %q", f.Arg(0))
+	}
+	return nil
+}
+
 // fail wraps a validation error of this check's arguments.
 func (f *flagSet) fail(err error) error {
 	return &UsageError{Check: f.name, Err: err, Usage: "Usage:\n" + f.name + " " + f.usage}

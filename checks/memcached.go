@@ -64,11 +64,8 @@ func newMemcached(args []string) (Check, error) {
 	stateFile := f.String("state-file", "", "File that keeps the last run's eviction count (default: one per server in --state-dir)")
 	stateDir := f.String("state-dir", "", "Directory of the state files (default: the user's cache directory/immune)")
 	timeout := f.timeout(10, nagios.Critical)
-	if err := f.parse(args); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return nil, err
-	}
-	if f.NArg() > 0 {
-		return nil, f.failf("unexpected argument %q", f.Arg(0))
 	}
 	if err := checkHostPort(*host, *port); err != nil {
 		return nil, f.fail(err)

@@ -64,11 +64,8 @@ func newMySQL(args []string) (Check, error) {
 	upC := f.String("uptime-critical", "", "CRITICAL if the uptime in seconds is outside RANGE")
 	stateFile := f.String("state-file", "", "File that keeps the slow query count of the last run, for a rate between runs")
 	timeout := f.timeout(10, nagios.Critical)
-	if err := f.parse(args); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return nil, err
-	}
-	if f.NArg() > 0 {
-		return nil, f.failf("unexpected argument %q", f.Arg(0))
 	}
 	c := &mysqlCheck{ignoreAuth: *ignoreAuth, stateFile: *stateFile, timeout: timeout}
 	alias, _ := f.GetBool("check-replica")

@@ -68,11 +68,8 @@ func newMySQLBusiness(args []string) (Check, error) {
 	crit := f.StringP("critical", "c", "", "Exit with CRITICAL status if the value is outside RANGE")
 	conn := addMySQLFlags(f)
 	timeout := f.timeout(10, nagios.Critical)
-	if err := f.parse(args); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return nil, err
-	}
-	if f.NArg() > 0 {
-		return nil, f.failf("unexpected argument %q", f.Arg(0))
 	}
 	p, ok := businessPresets[*preset]
 	if !ok {

@@ -66,11 +66,8 @@ func newNTPTime(args []string) (Check, error) {
 	offset := f.IntP("time-offset", "o", 0, "Seconds to add to the measured offset, as the twin does: -o -200 for a server known to run 200 s ahead")
 	c.timeout = f.timeout(10, nagios.Critical)
 	verbose := f.CountP("verbose", "v", "Show details of each server and, repeated, of each answer")
-	if err := f.parse(args); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return nil, err
-	}
-	if f.NArg() > 0 {
-		return nil, f.failf("unexpected argument %q", f.Arg(0))
 	}
 	if *host == "" {
 		return nil, f.failf("-H: hostname was not supplied")
