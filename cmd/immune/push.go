@@ -175,8 +175,10 @@ func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer)
 	}
 }
 
-func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("immune pushes", flag.ContinueOnError)
+// getCommand parses the shared flags of a command that only reads the
+// coordinator, and reads path into out; it returns an exit code, 0 when done.
+func getCommand(ctx context.Context, name string, args []string, stderr io.Writer, path string, out any) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	newClient := clientFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -184,13 +186,20 @@ func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	c, err := newClient()
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
-	var ps []rollback.Push
-	if err := c.do(ctx, "GET", "/api/v1/pushes", nil, &ps); err != nil {
-		fmt.Fprintf(stderr, "immune pushes: %v\n", err)
+	if err := c.do(ctx, "GET", path, nil, out); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
+	}
+	return 0
+}
+
+func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var ps []rollback.Push
+	if code := getCommand(ctx, "immune pushes", args, stderr, "/api/v1/pushes", &ps); code != 0 {
+		return code
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tREVISION\tWHO\tSTARTED\tDURATION\tOUTCOME\tREASON")
@@ -207,21 +216,9 @@ func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("immune locks", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	newClient := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c, err := newClient()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
 	var l rollback.Locks
-	if err := c.do(ctx, "GET", "/api/v1/locks", nil, &l); err != nil {
-		fmt.Fprintf(stderr, "immune locks: %v\n", err)
-		return 2
+	if code := getCommand(ctx, "immune locks", args, stderr, "/api/v1/locks", &l); code != 0 {
+		return code
 	}
 	printLocks(stdout, l)
 	return 0
