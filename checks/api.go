@@ -764,9 +764,9 @@ func parseSegment(s string) (pathSegment, string, error) {
 	return pathSegment{kind: segKey, key: word}, s[end:], nil
 }
 
-var integerRE = regexp.MustCompile(`^-?[0-9]+$`)
+var integerRE = lazyRegexp(`^-?[0-9]+$`)
 
-func isInteger(s string) bool { return integerRE.MatchString(s) }
+func isInteger(s string) bool { return integerRE().MatchString(s) }
 
 // cutOperator takes the operator off the start of s, after any whitespace.
 func cutOperator(s string) (op, rest string) {
@@ -955,7 +955,7 @@ func jsonEqual(a, b any) bool {
 	return a == b
 }
 
-var decimalRE = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+var decimalRE = lazyRegexp(`^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
 
 // numberText is v's number: a JSON number, or a string holding a decimal
 // number, as payment APIs send amounts.
@@ -965,7 +965,7 @@ func numberText(v any) (string, bool) {
 		return x.String(), true
 	case string:
 		s := strings.TrimSpace(x)
-		return s, decimalRE.MatchString(s)
+		return s, decimalRE().MatchString(s)
 	}
 	return "", false
 }

@@ -3,7 +3,6 @@ package checks
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -36,7 +35,7 @@ var businessPresets = map[string]businessPreset{
 
 // sqlName is one identifier part: what the presets accept, so that quoting
 // it in backticks is all the escaping it needs.
-var sqlName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+var sqlName = lazyRegexp(`^[A-Za-z0-9_]{1,64}$`)
 
 type mysqlBusinessCheck struct {
 	cfg     *mysql.Config
@@ -133,7 +132,7 @@ func quoteSQLName(name string, qualified bool) (string, error) {
 		}
 	}
 	for i, p := range parts {
-		if !sqlName.MatchString(p) {
+		if !sqlName().MatchString(p) {
 			return "", fmt.Errorf("names may hold only letters, digits and '_', up to 64")
 		}
 		parts[i] = "`" + p + "`"

@@ -269,7 +269,7 @@ func (c *phpClock) parse(line []byte) (t time.Time, ok bool) {
 // zone database is 32 bytes long.
 const maxZoneName = 40
 
-var zoneOffsetRE = regexp.MustCompile(`^[+-]\d\d:?\d\d$`)
+var zoneOffsetRE = lazyRegexp(`^[+-]\d\d:?\d\d$`)
 
 // zone finds a zone by its name in the log, or nil for a name it does not know.
 func (c *phpClock) zone(name string) *time.Location {
@@ -280,7 +280,7 @@ func (c *phpClock) zone(name string) *time.Location {
 	switch {
 	case name == "UTC":
 		loc = time.UTC
-	case zoneOffsetRE.MatchString(name):
+	case zoneOffsetRE().MatchString(name):
 		// PHP prints "+01:00" when date.timezone is set as an offset.
 		h, _ := strconv.Atoi(name[1:3])
 		m, _ := strconv.Atoi(name[len(name)-2:])

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"sync"
 	"time"
 
 	"github.com/immune-ops/immune/nagios"
@@ -93,4 +95,10 @@ func timedOut(ctx context.Context) bool {
 	}
 	dl, ok := ctx.Deadline()
 	return ok && !time.Now().Before(dl)
+}
+
+// lazyRegexp compiles expr on first use. Checks are one binary, so a
+// regexp compiled at init would slow the start of every plugin run.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }
