@@ -17,15 +17,13 @@ import (
 	"github.com/immune-ops/immune/rollback"
 )
 
-func init() {
-	commands["coordinator"] = command{
-		summary: "run the coordinator: immune coordinator --config FILE (--check-config FILE validates)",
-		run:     sibling("immune-coordinator"),
-	}
-	commands["push"] = command{summary: "push a revision: immune push --revision R --artifact FILE [--wait]", run: runPush}
-	commands["pushes"] = command{summary: "list pushes, newest first", run: runPushes}
-	commands["locks"] = command{summary: "show the push lock and the commit lock", run: runLocks}
-	commands["unlock"] = command{summary: "clear the commit lock: immune unlock --reason \"...\"", run: runUnlock}
+// clientCommands are the small clients of the coordinator's API that
+// `immune push`, `immune pushes`, `immune locks` and `immune unlock` run.
+var clientCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+	"push":   runPush,
+	"pushes": runPushes,
+	"locks":  runLocks,
+	"unlock": runUnlock,
 }
 
 // client talks to the coordinator's API for the push commands.

@@ -1,4 +1,6 @@
 // Command immune-coordinator drives pushes; `immune coordinator` runs it.
+// It also holds the clients of its API (`immune push`, `pushes`, `locks`,
+// `unlock`), which link the push types and the config with it.
 package main
 
 import (
@@ -29,6 +31,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if client, ok := clientCommands[args[0]]; ok {
+			return client(ctx, args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("immune coordinator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "fleet config `file` (see conf/fleet.yaml)")
