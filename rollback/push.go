@@ -113,7 +113,7 @@ type Reverter func(ctx context.Context, revision string) (output string, err err
 // Coordinator drives pushes through their phases.
 type Coordinator struct {
 	Fleet  *conf.Fleet
-	Store  *FileStore
+	Store  Store
 	Agents *AgentClient
 	Revert Reverter
 	// ArtifactURL is where agents fetch an artifact by its sha256.
@@ -122,8 +122,13 @@ type Coordinator struct {
 	// Parallel bounds the calls to agents in flight (default 256).
 	Parallel int
 	// Context bounds the pushes the coordinator drives: they stop (to be
-	// resumed at the next start) when it ends. Default: never.
+	// resumed at the next start) when it ends. Default: never. Change it
+	// with SetContext once the coordinator serves requests.
 	Context context.Context
+	ctxMu   sync.Mutex
+	// Leading reports whether this coordinator drives pushes: with a
+	// shared store only the one holding the leader lock does. Nil: always.
+	Leading func() bool
 
 	wg sync.WaitGroup
 }
@@ -139,6 +144,9 @@ func (c *Coordinator) parallel() int {
 // under c.Context rather than the caller's. It is refused while another
 // push runs or the commit lock is on.
 func (c *Coordinator) Start(revision, sha256, who string) (*Push, error) {
+	if c.Leading != nil && !c.Leading() {
+		return nil, fmt.Errorf("%w: this coordinator is a standby; push through the one holding the leader lock", ErrLocked)
+	}
 	now := time.Now().UTC()
 	p := &Push{
 		ID:       now.Format("20060102-150405.000") + "-" + shortRev(revision),
@@ -204,8 +212,18 @@ func (c *Coordinator) Resume() error {
 // Wait waits for the pushes being driven to stop.
 func (c *Coordinator) Wait() { c.wg.Wait() }
 
+// SetContext sets the context pushes started from now on are driven under,
+// as when a standby coordinator takes the lead.
+func (c *Coordinator) SetContext(ctx context.Context) {
+	c.ctxMu.Lock()
+	c.Context = ctx
+	c.ctxMu.Unlock()
+}
+
 func (c *Coordinator) drive(p *Push) {
+	c.ctxMu.Lock()
 	ctx := c.Context
+	c.ctxMu.Unlock()
 	if ctx == nil {
 		ctx = context.Background()
 	}

@@ -40,6 +40,21 @@ type CommitLock struct {
 // ErrLocked is a push refused by a lock.
 var ErrLocked = errors.New("locked")
 
+// Store keeps pushes and locks durably. FileStore keeps them in the data
+// dir; rollback/mysqlstore in MySQL, shared by several coordinators.
+type Store interface {
+	// SavePush records a push's state; it is called before each step is acted on.
+	SavePush(p *Push) error
+	// Push reads one push; a missing one is an error wrapping os.ErrNotExist.
+	Push(id string) (*Push, error)
+	// Pushes reads the newest pushes first, at most limit (0: all).
+	Pushes(limit int) ([]*Push, error)
+	Locks() (Locks, error)
+	// UpdateLocks changes the locks atomically: fn sees the current locks
+	// and returns an error to leave them as they were.
+	UpdateLocks(fn func(*Locks) error) error
+}
+
 // FileStore keeps pushes and locks as files in a directory: one JSON file
 // per push and one for the locks, each replaced atomically, so a coordinator
 // killed at any moment finds every step it had recorded.

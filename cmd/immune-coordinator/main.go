@@ -21,6 +21,7 @@ import (
 
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/rollback"
+	"github.com/immune-ops/immune/rollback/mysqlstore"
 )
 
 func main() {
@@ -71,9 +72,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // serve runs the coordinator until ctx ends: it resumes a push that was in
 // progress, then serves its API.
 func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
-	store, err := rollback.OpenFileStore(fleet.DataDir)
-	if err != nil {
-		return err
+	// A shared MySQL store when configured, else files in the data dir.
+	var store rollback.Store
+	var shared *mysqlstore.Store
+	var err error
+	if fleet.MySQL != "" {
+		if shared, err = mysqlstore.Open(ctx, fleet.MySQL); err != nil {
+			return err
+		}
+		defer shared.Close()
+		store = shared
+	} else {
+		files, err := rollback.OpenFileStore(fleet.DataDir)
+		if err != nil {
+			return err
+		}
+		store = files
 	}
 	agents, err := rollback.NewAgentClient(fleet)
 	if err != nil {
@@ -95,8 +109,13 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 	}
 	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
 		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
-	if err := c.Resume(); err != nil {
-		return err
+	if shared == nil {
+		if err := c.Resume(); err != nil {
+			return err
+		}
+	} else {
+		c.Leading = shared.Leading
+		go lead(ctx, c, shared, log)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -112,6 +131,25 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// lead waits to hold the shared store's leader lock, then drives pushes
+// (resuming one in progress) until the lock is lost, and waits again.
+func lead(ctx context.Context, c *rollback.Coordinator, store *mysqlstore.Store, log *slog.Logger) {
+	for ctx.Err() == nil {
+		log.Info("standby: waiting for the leader lock", "lock", mysqlstore.LeaderLock)
+		leadCtx, err := store.Lead(ctx)
+		if err != nil {
+			return
+		}
+		log.Info("leading: this coordinator drives pushes")
+		c.SetContext(leadCtx)
+		if err := c.Resume(); err != nil {
+			log.Error("resume push", "err", err)
+		}
+		<-leadCtx.Done()
+		c.Wait()
+	}
 }
 
 func readToken(path, field string) (string, error) {
