@@ -18,16 +18,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune ./cmd/immune
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-agent ./cmd/immune-agent
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-coordinator ./cmd/immune-coordinator
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-demo ./cmd/immune-demo
 	@for c in $$($(BIN)/immune check --list --names); do ln -sf immune $(BIN)/$$c; done
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/plugins/check_example ./plugins/example/check_example
 
-# demo: until the agent and coordinator land, run the system checks once
-# here, as Nagios would call them.
+# demo: a fleet of agents and a coordinator on loopback, a good push and a
+# bad one rolled back; it stays up until Ctrl-C (immune demo --exit stops).
 demo: build
-	-$(BIN)/check_load -r -w 4,3,2 -c 8,6,4
-	-$(BIN)/check_disk -w 10% -c 5% -p /
-	-$(BIN)/check_procs -w 500 -c 1000
-	-$(BIN)/check_log_size -d /var/log -w 1G -c 4G
+	$(BIN)/immune demo
 
 # deps installs the Debian packages the tests need, only when one is missing.
 deps:
