@@ -16,6 +16,10 @@ import (
 type Fleet struct {
 	// Listen is the coordinator's API and status pages (host:port).
 	Listen string `yaml:"listen"`
+	// AdvertiseURL is where agents reach the coordinator for artifacts,
+	// such as http://coordinator.example.com:5680 (default: http:// and
+	// the listen address, which only fits when that names a reachable host).
+	AdvertiseURL string `yaml:"advertise_url"`
 	// DataDir holds the push store and artifacts (default ~/.local/state/immune-coordinator).
 	DataDir string `yaml:"data_dir"`
 	// OperatorTokenFile holds the credential people use to clear locks.

@@ -4,6 +4,7 @@
 package rollback
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -57,7 +58,44 @@ type Reading struct {
 	Why     string `json:"why,omitempty"`
 	Waiting bool   `json:"waiting,omitempty"`
 	// Samples are the post-push values in order (NaN: missing), for sparklines.
-	Samples []float64 `json:"-"`
+	Samples Series `json:"samples"`
+}
+
+// Series is a gauge's values in order, NaN where a sample is missing. JSON
+// has no NaN, so a missing value is written as null and read back as NaN.
+type Series []float64
+
+// MarshalJSON writes missing values as null.
+func (s Series) MarshalJSON() ([]byte, error) {
+	b := []byte{'['}
+	for i, x := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			b = append(b, "null"...)
+			continue
+		}
+		b = strconv.AppendFloat(b, x, 'g', -1, 64)
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads null as a missing value.
+func (s *Series) UnmarshalJSON(data []byte) error {
+	var xs []*float64
+	if err := json.Unmarshal(data, &xs); err != nil {
+		return fmt.Errorf("read series: %w", err)
+	}
+	out := make(Series, len(xs))
+	for i, x := range xs {
+		out[i] = math.NaN()
+		if x != nil {
+			out[i] = *x
+		}
+	}
+	*s = out
+	return nil
 }
 
 // Verdict is the judgement of one phase.
@@ -199,6 +237,9 @@ func judgeSeries(gauge, host, hostType string, base, post []float64, b conf.Boun
 	where := fmt.Sprintf("%s on %s", gauge, host)
 	if host == "" {
 		where = fmt.Sprintf("%s on %s (mean of %d hosts)", gauge, hostType, hosts)
+		if hosts == 1 {
+			where = fmt.Sprintf("%s on %s (1 host)", gauge, hostType)
+		}
 	}
 	if pre, ok := mean(base); ok {
 		r.Pre = &pre

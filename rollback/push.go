@@ -394,24 +394,17 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push) error {
 		p.Previous = map[string]string{}
 	}
 	var todo []conf.Host
-	touched := map[string]bool{}
-	for _, t := range p.Touched {
-		touched[t] = true
-	}
 	for _, name := range ph.Hosts {
 		if already(p, name) {
 			ph.Deployed[name] = ""
 			continue
 		}
 		todo = append(todo, c.host(name))
-		if !touched[name] {
-			p.Touched = append(p.Touched, name)
-		}
 	}
-	// What each host ran before is asked before anything changes, and
-	// recorded with the hosts about to be touched.
+	// What each host runs is asked before anything changes: a host whose
+	// release cannot be read is not deployed to, as it could not be put back.
 	var mu sync.Mutex
-	forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
+	unreadable := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
 		mu.Lock()
 		_, known := p.Previous[h.Name]
 		mu.Unlock()
@@ -420,13 +413,32 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push) error {
 		}
 		r, err := c.Agents.Release(ctx, h)
 		if err != nil {
-			return err
+			return fmt.Errorf("read its release before deploying: %w", err)
 		}
 		mu.Lock()
 		p.Previous[h.Name] = r.Current
 		mu.Unlock()
 		return nil
 	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	touched := map[string]bool{}
+	for _, t := range p.Touched {
+		touched[t] = true
+	}
+	ready := todo[:0:0]
+	for _, h := range todo {
+		if err, failed := unreadable[h.Name]; failed {
+			ph.Deployed[h.Name] = err.Error()
+			continue
+		}
+		ready = append(ready, h)
+		if !touched[h.Name] {
+			p.Touched = append(p.Touched, h.Name)
+		}
+	}
+	todo = ready
 	if err := c.step(p, StateDeploying, "phase %d: deploying to %d hosts", p.Phase+1, len(todo)); err != nil {
 		return err
 	}
@@ -445,13 +457,16 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push) error {
 			ph.Deployed[h.Name] = ""
 		}
 	}
+	for name, err := range unreadable {
+		errs[name] = err
+	}
 	if len(errs) > 0 {
 		names := make([]string, 0, len(errs))
 		for n := range errs {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		p.Reason = fmt.Sprintf("phase %d: deploy failed on %d of %d hosts (%s: %s)", p.Phase+1, len(errs), len(todo), names[0], errs[names[0]])
+		p.Reason = fmt.Sprintf("phase %d: deploy failed on %d of %d hosts (%s: %s)", p.Phase+1, len(errs), len(todo)+len(unreadable), names[0], errs[names[0]])
 		return c.step(p, StateRollingBack, "%s; rolling back", p.Reason)
 	}
 	ph.Observed = time.Time{}
@@ -544,9 +559,17 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 	for attempt := 1; ; attempt++ {
 		var todo []conf.Host
 		for _, name := range p.Touched {
-			if e, ok := p.RolledBack[name]; !ok || e != "" {
-				todo = append(todo, c.host(name))
+			if e, ok := p.RolledBack[name]; ok && e == "" {
+				continue
 			}
+			if prev, known := p.Previous[name]; known && prev == "" {
+				// The host ran no release before this push: there is
+				// nothing to switch back to, and retrying would never end.
+				p.RolledBack[name] = ""
+				c.event(p, "%s ran no release before this push: there is nothing to switch it back to", name)
+				continue
+			}
+			todo = append(todo, c.host(name))
 		}
 		errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
 			_, err := c.Agents.Rollback(ctx, h, p.Previous[h.Name])

@@ -290,7 +290,7 @@ func TestBusinessGaugeFalls(t *testing.T) {
 	f := newTestFleet(t, []string{"www1:www", "www2:www"}, "limits:\n  - gauge: registrations\n    aggregate: {fall: 20%}\n", regs)
 	p, _ := f.c.Start("bad", sha, "gina")
 	p = f.wait(t, p.ID)
-	if p.State != StateRolledBack || !strings.Contains(p.Reason, "registrations on www (mean of 1 hosts) fell from 100 to 40, limit -20%") {
+	if p.State != StateRolledBack || !strings.Contains(p.Reason, "registrations on www (1 host) fell from 100 to 40, limit -20%") {
 		t.Fatalf("push %s: %q", p.State, p.Reason)
 	}
 }
@@ -391,5 +391,35 @@ func TestAgentDownDuringRollbackIsRetried(t *testing.T) {
 	p = f.wait(t, p.ID)
 	if p.State != StateRolledBack || f.agents["www1"].current != "v1" {
 		t.Fatalf("push %s, www1 on %q: %s", p.State, f.agents["www1"].current, p.Reason)
+	}
+}
+
+// TestFirstPushRollsBackFromNothing: hosts that ran no release before a bad
+// first push have nothing to switch back to; the push still ends, locked,
+// rather than retrying the rollback for ever.
+func TestFirstPushRollsBackFromNothing(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www"}, phpLimits, badOnWWW)
+	f.agents["www1"].current = ""
+	p, _ := f.c.Start("bad", sha, "mo")
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack || !strings.Contains(fmt.Sprint(p.Events), "www1 ran no release before this push") {
+		t.Fatalf("push %s: %v", p.State, p.Events)
+	}
+}
+
+// TestUnreadableHostIsNotDeployed: a host whose release cannot be read is
+// not deployed to (it could not be put back), and the push rolls back.
+func TestUnreadableHostIsNotDeployed(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www", "www2:www"}, phpLimits, badOnWWW)
+	f.cfg.Phases = []conf.Percent{100}
+	f.c = f.coordinator(t, context.Background())
+	f.agents["www2"].down = true
+	p, _ := f.c.Start("good", sha, "nia")
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack || f.agents["www2"].deploys != 0 || f.agents["www1"].current != "v1" {
+		t.Fatalf("push %s (%s); www2 deploys %d, www1 on %q", p.State, p.Reason, f.agents["www2"].deploys, f.agents["www1"].current)
+	}
+	if !strings.Contains(p.Reason, "www2: read its release before deploying") {
+		t.Errorf("reason %q", p.Reason)
 	}
 }

@@ -102,10 +102,14 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
+	advertised := strings.TrimRight(fleet.AdvertiseURL, "/")
+	if advertised == "" {
+		advertised = base
+	}
 	c := &rollback.Coordinator{
 		Fleet: fleet, Store: store, Agents: agents, Log: log, Context: ctx,
 		Revert:      rollback.CommandReverter(fleet.Revert),
-		ArtifactURL: func(sum string) string { return base + "/api/v1/artifacts/" + sum },
+		ArtifactURL: func(sum string) string { return advertised + "/api/v1/artifacts/" + sum },
 	}
 	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
 		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
