@@ -344,6 +344,11 @@ func gaugeNames(ss []Sample) map[string]bool {
 	return names
 }
 
+// Snapshot reads every host's gauges once, as each sample of a push does.
+func (c *Coordinator) Snapshot(ctx context.Context) (map[string][]Sample, error) {
+	return c.sample(ctx, c.Fleet.Hosts, 0)
+}
+
 // sample reads every host's gauges each sample interval for d; a host that
 // does not answer gives no sample that round (its gauges are missing).
 func (c *Coordinator) sample(ctx context.Context, hosts []conf.Host, d time.Duration) (map[string][]Sample, error) {

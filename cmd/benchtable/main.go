@@ -27,6 +27,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == subreaperMode {
 		os.Exit(runSubreaper(os.Args[2:]))
 	}
+	if len(os.Args) > 2 && os.Args[1] == standInMode {
+		os.Exit(runStandIns(os.Args[2:]))
+	}
 	runs := flag.Int("runs", 200, "executions of each check per measurement")
 	bin := flag.String("bin", "bin", "directory holding immune's check links (make build)")
 	ref := flag.String("ref", "/usr/lib/nagios/plugins", "directory holding the monitoring-plugins twins")
@@ -56,7 +59,10 @@ func run(ctx context.Context, runs int, bin, ref string, ours, theirs int, warmu
 	if err := agentFootprint(ctx, os.Stdout, bin, ref, warmup, window); err != nil {
 		return err
 	}
-	return countersTable(ctx, os.Stdout, 3*time.Second)
+	if err := countersTable(ctx, os.Stdout, 3*time.Second); err != nil {
+		return err
+	}
+	return coordinatorTable(ctx, os.Stdout)
 }
 
 // cpuTime is the user+system CPU time used so far by who (RUSAGE_SELF or RUSAGE_CHILDREN).
