@@ -82,12 +82,16 @@ func requireGit(t *testing.T) {
 // when the test failed, the coordinator's log is shown.
 func startFleet(t *testing.T, hosts int) *fleet.Fleet {
 	t.Helper()
+	return startFleetWith(t, fleet.Options{Hosts: hosts})
+}
+
+// startFleetWith is startFleet with more options.
+func startFleetWith(t *testing.T, o fleet.Options) *fleet.Fleet {
+	t.Helper()
 	requireGit(t)
-	agent, coordinator := binaries(t)
-	f, err := fleet.Start(t.Context(), fleet.Options{
-		AgentBin: agent, CoordinatorBin: coordinator, Hosts: hosts, Dir: t.TempDir(),
-		Baseline: 2 * time.Second,
-	})
+	o.AgentBin, o.CoordinatorBin = binaries(t)
+	o.Dir, o.Baseline = t.TempDir(), 2*time.Second
+	f, err := fleet.Start(t.Context(), o)
 	if err != nil {
 		t.Fatalf("start fleet: %v", err)
 	}
@@ -422,4 +426,60 @@ func TestE2EMaliciousArtifact(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertRevertedAndLocked(t, f, p, evil)
+}
+
+// TestE2EBadOnlyInPhaseTwo: the release breaks the chat servers, but not
+// the first of them, the one phase 1 takes: phase 1 passes, phase 2 is
+// caught, and every host (all were touched) goes back.
+func TestE2EBadOnlyInPhaseTwo(t *testing.T) {
+	f := startFleetWith(t, fleet.Options{Hosts: 10})
+	bad, err := f.Commit(t.Context(), "chat: new presence protocol", fleet.App{PHPFatalsPerMinute: 600, OnTypes: []string{fleet.TypeChat}, SpareFirst: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := push(t, f, bad)
+	if p.State != rollback.StateRolledBack || p.Phase != 1 {
+		t.Fatalf("push ended %s in phase %d, want rolled back in phase 2: %s", p.State, p.Phase+1, p.Reason)
+	}
+	if !strings.HasPrefix(p.Reason, "phase 2: php_errors on chat") {
+		t.Errorf("reason %q, want the chat servers' PHP errors in phase 2", p.Reason)
+	}
+	if len(p.Touched) != len(f.Hosts) {
+		t.Errorf("%d hosts touched, want all %d", len(p.Touched), len(f.Hosts))
+	}
+	assertAllOn(t, f, f.Base)
+	assertRevertedAndLocked(t, f, p, bad)
+}
+
+// TestE2EMissingGauge: a limit on a gauge no agent reports, under each
+// policy; and a second push while one runs is refused.
+func TestE2EMissingGauge(t *testing.T) {
+	for _, tt := range []struct {
+		policy string
+		want   rollback.State
+	}{{"ignore", rollback.StateLive}, {"fail", rollback.StateRolledBack}} {
+		t.Run(tt.policy, func(t *testing.T) {
+			f := startFleetWith(t, fleet.Options{Hosts: 4, ExtraLimits: "  - gauge: orders\n    min: 1\n    missing: " + tt.policy})
+			good, err := f.Commit(t.Context(), "checkout: show the order total with tax", fleet.App{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := f.Push(t.Context(), good, "e2e")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Push(t.Context(), good, "e2e"); err == nil || !strings.Contains(err.Error(), "in progress") {
+				t.Errorf("a second push while one runs: %v, want it refused", err)
+			}
+			p = follow(t, f, p.ID)(func(p *rollback.Push) bool { return p.State.Done() })
+			if p.State != tt.want {
+				t.Fatalf("missing: %s: push ended %s (%s), want %s", tt.policy, p.State, p.Reason, tt.want)
+			}
+			if tt.want == rollback.StateLive {
+				assertAllOn(t, f, good)
+			} else {
+				assertAllOn(t, f, f.Base)
+			}
+		})
+	}
 }
