@@ -31,6 +31,10 @@ func init() {
 	commands["pushes"] = command{summary: "list pushes, newest first", run: sibling("immune-coordinator", "pushes")}
 	commands["locks"] = command{summary: "show the push lock and the commit lock", run: sibling("immune-coordinator", "locks")}
 	commands["unlock"] = command{summary: "clear the commit lock: immune unlock --reason \"...\"", run: sibling("immune-coordinator", "unlock")}
+	commands["nagios-config"] = command{
+		summary: "write Nagios objects (or Icinga 2 DSL) for the fleet: immune nagios-config --fleet FILE --out DIR [--format nagios|icinga2]",
+		run:     sibling("immune-coordinator", "nagios-config"),
+	}
 }
 
 // sibling returns a command that replaces this process with the named

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+
+	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/nagios/objects"
+)
+
+// nagios-config needs no coordinator, but it reads the coordinator's fleet
+// config, so it lives beside the commands that do.
+func init() {
+	clientCommands["nagios-config"] = runNagiosConfig
+}
+
+func runNagiosConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune nagios-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fleetFile := fs.String("fleet", "", "fleet config `file` (see conf/fleet.yaml; required)")
+	out := fs.String("out", "", "`dir`ectory the object files are written to (required)")
+	format := fs.String("format", objects.FormatNagios, "nagios (object config) or icinga2 (Icinga 2 DSL)")
+	pluginDir := fs.String("plugin-dir", objects.DefaultPluginDir, "`dir`ectory of check_nrpe and check_dummy on the monitoring server")
+	intervalLength := fs.Duration("interval-length", objects.DefaultIntervalLength, "Nagios's interval_length, the unit of intervals in its objects")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *fleetFile == "" || *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "immune nagios-config: usage: --fleet FILE --out DIR [--format nagios|icinga2]")
+		return 2
+	}
+	fleet, err := conf.LoadFleet(*fleetFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	files, err := objects.Generate(fleet, objects.Options{Format: *format, PluginDir: *pluginDir, IntervalLength: *intervalLength})
+	if err != nil {
+		fmt.Fprintf(stderr, "immune nagios-config: %v\n", err)
+		return 2
+	}
+	if err := objects.Write(*out, files); err != nil {
+		fmt.Fprintf(stderr, "immune nagios-config: %v\n", err)
+		return 1
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		fmt.Fprintf(stdout, "wrote %s/%s\n", *out, name)
+	}
+	return 0
+}
