@@ -217,8 +217,11 @@ func (s *NRPEServer) allowed(addr netip.Addr) bool {
 func (s *NRPEServer) serveConn(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
 	log := s.logger().With("remote", conn.RemoteAddr().String())
-	// Shutting down cuts every blocked read and write at once.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	// Shutting down cuts every blocked read and write at once. The raw
+	// connection is captured: conn is replaced by the TLS one later, and
+	// the TLS connection's deadline is the raw one's anyway.
+	raw := conn
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	remote, err := netip.ParseAddrPort(conn.RemoteAddr().String())
 	if err != nil || !s.allowed(remote.Addr()) {
