@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/nagios"
 )
 
 // AgentClient talks to the agents' HTTP API: the coordinator reads agents
@@ -99,6 +100,34 @@ func (c *AgentClient) Snapshot(ctx context.Context, h conf.Host) (Sample, error)
 		s.Gauges[name] = g.Value
 	}
 	return s, nil
+}
+
+// CheckStatus is one check as an agent's /api/v1/checks reports it: its
+// latest result and the soft/hard state Nagios would keep for it.
+type CheckStatus struct {
+	Name            string       `json:"name"`
+	State           nagios.State `json:"state"`
+	Output          string       `json:"output"`
+	Long            string       `json:"long_output,omitempty"`
+	StateType       string       `json:"state_type"`
+	Attempt         int          `json:"attempt"`
+	MaxAttempts     int          `json:"max_attempts"`
+	LastCheck       time.Time    `json:"last_check"`
+	LastStateChange time.Time    `json:"last_state_change"`
+}
+
+// HostChecks is what a host's agent says of its checks.
+type HostChecks struct {
+	Host     string        `json:"host"`
+	HostType string        `json:"host_type"`
+	Checks   []CheckStatus `json:"checks"`
+}
+
+// Checks reads every check of one host.
+func (c *AgentClient) Checks(ctx context.Context, h conf.Host) (HostChecks, error) {
+	var hc HostChecks
+	err := c.call(ctx, h, "GET", "/api/v1/checks", c.ReadToken(h), nil, &hc)
+	return hc, err
 }
 
 // Release is what an agent says of its releases.

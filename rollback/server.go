@@ -32,7 +32,7 @@ type Server struct {
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// Handler returns the API's routes.
+// Handler returns the API's routes and the status pages (pages.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -43,6 +43,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/pushes/{id}", s.push)
 	mux.HandleFunc("GET /api/v1/locks", s.locks)
 	mux.Handle("POST /api/v1/unlock", s.need(s.OperatorToken, s.unlock))
+	s.pageRoutes(mux)
 	return mux
 }
 
