@@ -137,6 +137,12 @@ func (s *Scheduler) execute(ctx context.Context, j *job, c checks.Check) Status 
 	defer j.running.Unlock()
 	started := s.now()
 	r := s.runOnce(ctx, j, c)
+	if ctx.Err() != nil {
+		// Cut short by the caller (the agent stopping, an NRPE client gone):
+		// not a reading of the service, so it neither counts as an
+		// attempt nor goes to Nagios.
+		return Status{Name: j.cfg.Name, Result: r}
+	}
 	prev, _ := s.store.Get(j.cfg.Name)
 	st := prev.next(r, j.cfg.MaxCheckAttempts, started, s.now())
 	st.Name = j.cfg.Name
@@ -174,6 +180,17 @@ func (s *Scheduler) RunNow(ctx context.Context, name string, args []string) (Sta
 		return Status{}, &UndefinedCheckError{Name: name}
 	}
 	c := j.check
+	if j.cfg.ArgCount() == 0 && !j.running.TryLock() {
+		// A scheduled run is under way: its result answers the query.
+		j.running.Lock()
+		st, ok := s.store.Get(name)
+		j.running.Unlock()
+		if ok {
+			return st, nil
+		}
+	} else if j.cfg.ArgCount() == 0 {
+		j.running.Unlock()
+	}
 	if j.cfg.ArgCount() > 0 {
 		var err error
 		if c, err = j.build(j.cfg.ExpandArgs(args)); err != nil {

@@ -2,10 +2,12 @@ package rollback
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -173,10 +175,35 @@ func (c *Coordinator) Start(revision, sha256, who string) (*Push, error) {
 	}
 	c.event(p, "push of %s by %s: phases %s", revision, who, phaseText(p.Phases))
 	if err := c.Store.SavePush(p); err != nil {
+		c.releasePushLock(p.ID)
+		return nil, err
+	}
+	// The caller gets a copy: the push itself changes as it is driven.
+	snapshot, err := clonePush(p)
+	if err != nil {
 		return nil, err
 	}
 	c.drive(p)
-	return p, nil
+	return snapshot, nil
+}
+
+func clonePush(p *Push) (*Push, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	var cp Push
+	return &cp, json.Unmarshal(data, &cp)
+}
+
+// releasePushLock frees the push lock if push id holds it.
+func (c *Coordinator) releasePushLock(id string) error {
+	return c.Store.UpdateLocks(func(l *Locks) error {
+		if l.Push == id {
+			l.Push = ""
+		}
+		return nil
+	})
 }
 
 func shortRev(r string) string {
@@ -201,8 +228,17 @@ func (c *Coordinator) Resume() error {
 		return err
 	}
 	p, err := c.Store.Push(l.Push)
+	if errors.Is(err, os.ErrNotExist) {
+		// The coordinator stopped between taking the lock and recording the push.
+		c.Log.Warn("push lock held by a push never recorded; freeing it", "push", l.Push)
+		return c.releasePushLock(l.Push)
+	}
 	if err != nil {
 		return fmt.Errorf("resume push %s: %w", l.Push, err)
+	}
+	if p.State.Done() {
+		// It ended, but the lock was not freed before the coordinator stopped.
+		return c.releasePushLock(p.ID)
 	}
 	c.event(p, "coordinator restarted: resuming in state %s", p.State)
 	c.drive(p)
@@ -230,8 +266,20 @@ func (c *Coordinator) drive(p *Push) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := c.run(ctx, p); err != nil && ctx.Err() == nil {
-			c.Log.Error("push stopped", "push", p.ID, "err", err)
+		// A failed step (the store unreachable, a full disk) is retried
+		// from the state last recorded: a push, and above all a rollback,
+		// must not stop half done while the coordinator runs.
+		for attempt := 1; ; attempt++ {
+			err := c.run(ctx, p)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			c.Log.Error("push step failed; retrying", "push", p.ID, "state", string(p.State), "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Duration(attempt)*time.Second, 30*time.Second)):
+			}
 		}
 	}()
 }
@@ -492,11 +540,14 @@ func already(p *Push, host string) bool {
 func (c *Coordinator) observe(ctx context.Context, p *Push) error {
 	ph := &p.Phases[p.Phase]
 	hosts := c.hosts(ph.Hosts)
+	// waited is the time past the observe window spent waiting for a
+	// reading that a gauge with missing: wait holds the verdict for.
 	waited := time.Duration(0)
+	first := true
 	var all map[string][]Sample
 	for {
 		d := c.Fleet.Windows.Observe.D()
-		if waited > 0 {
+		if !first {
 			d = c.Fleet.Windows.SampleInterval.D()
 		}
 		more, err := c.sample(ctx, hosts, d)
@@ -512,7 +563,10 @@ func (c *Coordinator) observe(ctx context.Context, p *Push) error {
 		}
 		v := Judge(fmt.Sprintf("phase %d", p.Phase+1), c.Fleet.Limits, c.Fleet.BreachSamples, c.hostSamples(p, hosts, all))
 		if v.Outcome == Wait && waited < c.Fleet.Windows.MaxWait.D() {
-			waited += d
+			if !first {
+				waited += d
+			}
+			first = false
 			continue
 		}
 		ph.Verdict = &v
@@ -532,12 +586,7 @@ func (c *Coordinator) observe(ctx context.Context, p *Push) error {
 		if err := c.step(p, StateLive, "%s; live on all %d hosts", v.Reason, p.HostsDone()); err != nil {
 			return err
 		}
-		return c.Store.UpdateLocks(func(l *Locks) error {
-			if l.Push == p.ID {
-				l.Push = ""
-			}
-			return nil
-		})
+		return c.releasePushLock(p.ID)
 	}
 }
 
