@@ -47,7 +47,7 @@ func NewAgentClient(f *conf.Fleet) (*AgentClient, error) {
 	transport.MaxIdleConnsPerHost = 4
 	transport.MaxIdleConns = 4096
 	return &AgentClient{
-		HTTP:        &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		HTTP:        &http.Client{Transport: transport},
 		DeployToken: deploy,
 		ReadToken: func(h conf.Host) string {
 			if h.TokenFile != "" {
@@ -88,6 +88,14 @@ type snapshotReply struct {
 		Value float64 `json:"value"`
 	} `json:"gauges"`
 }
+
+// Each call is bounded by a deadline of its kind: a read is quick, while a
+// deploy downloads an artifact and runs the release's hooks, and cutting it
+// short would fail a good release and revert a good commit.
+const (
+	readTimeout   = 30 * time.Second
+	deployTimeout = 15 * time.Minute
+)
 
 // Snapshot reads one host's gauges.
 func (c *AgentClient) Snapshot(ctx context.Context, h conf.Host) (Sample, error) {
@@ -162,6 +170,12 @@ func (c *AgentClient) Rollback(ctx context.Context, h conf.Host, to string) (Rel
 // call makes one API call and decodes its JSON answer; a non-2xx answer is
 // an error carrying the agent's message.
 func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token string, body, out any) error {
+	limit := readTimeout
+	if method == http.MethodPost {
+		limit = deployTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
