@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/fixtures/poll"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -252,23 +253,6 @@ func runPassive(t *testing.T, p *Passive) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// eventually polls cond until it holds, for at most a generous bound: it
-// waits on daemons, and asserts nothing about their speed.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %s", what, detail)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 func target(p *Passive, name string) PassiveTarget {
@@ -520,7 +504,7 @@ func TestPassiveNagios4(t *testing.T) {
 		"performance_data":   "/=90%;80;95;0;100",
 		"check_type":         "1", // passive
 	}
-	eventually(t, "Nagios to show the first result", func() (bool, string) {
+	poll.Until(t, "Nagios to show the first result", func() (bool, string) {
 		got := nagiosStatus(status, "s1")
 		for k, v := range want {
 			if got[k] != v {
@@ -534,7 +518,7 @@ func TestPassiveNagios4(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		submit(t, p, passiveStatus("s1", nagios.State(i%3+1), fmt.Sprintf("spooled %d", i), ""))
 	}
-	eventually(t, "the results to wait in the spool", func() (bool, string) {
+	poll.Until(t, "the results to wait in the spool", func() (bool, string) {
 		tg := target(p, targetNagios)
 		return tg.Queued == 3 && tg.Down && strings.Contains(tg.LastError, "not reading"), fmt.Sprintf("%+v", tg)
 	})
@@ -551,7 +535,7 @@ func TestPassiveNagios4(t *testing.T) {
 	submit(t, p, passiveStatus("s1", nagios.Critical, "spooled 4", ""))
 
 	nagios4.start()
-	eventually(t, "the spooled results to reach Nagios", func() (bool, string) {
+	poll.Until(t, "the spooled results to reach Nagios", func() (bool, string) {
 		got := nagiosStatus(status, "s1")
 		return got["plugin_output"] == "spooled 4" && got["current_state"] == "2", fmt.Sprintf("%v", got)
 	})
@@ -727,7 +711,7 @@ func (ic *icingaTest) stop() {
 	ic.t.Helper()
 	ic.client.CloseIdleConnections()
 	ic.daemon.stop()
-	eventually(ic.t, "Icinga to free its port", func() (bool, string) {
+	poll.Until(ic.t, "Icinga to free its port", func() (bool, string) {
 		ln, err := net.Listen("tcp", ic.addr)
 		if err != nil {
 			return false, err.Error()
@@ -742,7 +726,7 @@ func (ic *icingaTest) startAndWait() {
 	ic.t.Helper()
 	ic.start()
 	ic.t.Cleanup(ic.stop)
-	eventually(ic.t, "the Icinga API", func() (bool, string) {
+	poll.Until(ic.t, "the Icinga API", func() (bool, string) {
 		resp, err := ic.admin(http.MethodGet, "/v1", nil)
 		if err != nil {
 			return false, err.Error()
@@ -856,7 +840,7 @@ func TestPassiveIcinga2(t *testing.T) {
 		nagios.Perf{Label: "procs", Value: 0, Warn: ptr(nagios.Range{Start: 1, End: 10}), Min: nagios.Float(0)},
 		nagios.Perf{Label: "time taken", Value: 0.25, UOM: "s"})
 	submit(t, p, first)
-	eventually(t, "Icinga to show the first result", func() (bool, string) {
+	poll.Until(t, "Icinga to show the first result", func() (bool, string) {
 		cr, err := ic.lastResult("s1")
 		if err != nil {
 			return false, err.Error()
@@ -877,7 +861,7 @@ func TestPassiveIcinga2(t *testing.T) {
 	submit(t, p, passiveStatus("no-such-service", nagios.OK, "lost", ""))
 	submit(t, p, passiveStatus("no-passive", nagios.OK, "lost", ""))
 	submit(t, p, passiveStatus("s1", nagios.OK, "after the refused one", ""))
-	eventually(t, "the result after the refused one", func() (bool, string) {
+	poll.Until(t, "the result after the refused one", func() (bool, string) {
 		cr, err := ic.lastResult("s1")
 		if err != nil {
 			return false, err.Error()
@@ -901,7 +885,7 @@ func TestPassiveIcinga2(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		submit(t, p, passiveStatus("s1", nagios.State(i), fmt.Sprintf("spooled %d", i), ""))
 	}
-	eventually(t, "the results to wait for Icinga", func() (bool, string) {
+	poll.Until(t, "the results to wait for Icinga", func() (bool, string) {
 		tg := target(p, targetIcinga)
 		return tg.Queued == 3 && tg.Down && strings.Contains(tg.LastError, "post to icinga"), fmt.Sprintf("%+v", tg)
 	})
@@ -982,7 +966,7 @@ func TestPassiveIcingaRetries(t *testing.T) {
 		submit(t, p, st)
 	}
 	runPassive(t, p)
-	eventually(t, "delivery", func() (bool, string) {
+	poll.Until(t, "delivery", func() (bool, string) {
 		tg := target(p, targetIcinga)
 		return tg.Queued == 0, fmt.Sprintf("%+v", tg)
 	})
@@ -1038,7 +1022,7 @@ func TestPassiveStopsWhileNagiosIsBusy(t *testing.T) {
 	}
 	stop := runPassive(t, p)
 	// A pipe holds 16 of these lines (a page each); the next write waits.
-	eventually(t, "the pipe to fill", func() (bool, string) {
+	poll.Until(t, "the pipe to fill", func() (bool, string) {
 		tg := target(p, targetNagios)
 		return tg.Delivered >= 10, fmt.Sprintf("%+v", tg)
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/immune-ops/immune/agent"
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/fixtures/poll"
 	"github.com/immune-ops/immune/nagios/objects"
 )
 
@@ -62,23 +63,6 @@ func serviceStatus(path, host, service string) map[string]string {
 		}
 	}
 	return nil
-}
-
-// eventually polls cond until it holds, for at most a generous bound: it
-// waits on daemons, and asserts nothing about their speed.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %s", what, detail)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestNagios4RunsGeneratedConfig runs a real Nagios 4 on the config
@@ -185,7 +169,7 @@ log_notifications=1
 		{"web1", "pushed", map[string]string{"current_state": "0", "check_type": "1"}, "LOAD OK"},
 	}
 	for _, w := range wants {
-		eventually(t, w.host+"/"+w.service+" in status.dat", func() (bool, string) {
+		poll.Until(t, w.host+"/"+w.service+" in status.dat", func() (bool, string) {
 			got := serviceStatus(status, w.host, w.service)
 			for k, v := range w.want {
 				if got[k] != v {
@@ -199,7 +183,7 @@ log_notifications=1
 	// The escalation's contact is notified from the third notification on;
 	// the first contact from the first.
 	var lines []string
-	eventually(t, "the escalation contact's notification", func() (bool, string) {
+	poll.Until(t, "the escalation contact's notification", func() (bool, string) {
 		data, _ := os.ReadFile(notified)
 		lines = strings.Split(strings.TrimSpace(string(data)), "\n")
 		for _, l := range lines {
