@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/fixtures/nagiosstatus"
 	"github.com/immune-ops/immune/fixtures/poll"
 	"github.com/immune-ops/immune/nagios"
 )
@@ -342,29 +343,6 @@ func (d *daemon) stop() {
 	d.cmd = nil
 }
 
-// nagiosStatus reads one service's block of Nagios's status.dat.
-func nagiosStatus(path, service string) map[string]string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	for block := range strings.SplitSeq(string(data), "}") {
-		_, body, ok := strings.Cut(block, "servicestatus {")
-		if !ok {
-			continue
-		}
-		fields := map[string]string{}
-		for line := range strings.Lines(body) {
-			k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-			fields[k] = v
-		}
-		if fields["service_description"] == service {
-			return fields
-		}
-	}
-	return nil
-}
-
 const nagiosObjects = `define timeperiod {
 	timeperiod_name always
 	alias always
@@ -505,7 +483,7 @@ func TestPassiveNagios4(t *testing.T) {
 		"check_type":         "1", // passive
 	}
 	poll.Until(t, "Nagios to show the first result", func() (bool, string) {
-		got := nagiosStatus(status, "s1")
+		got := nagiosstatus.Service(status, "", "s1")
 		for k, v := range want {
 			if got[k] != v {
 				return false, fmt.Sprintf("%s = %q, want %q", k, got[k], v)
@@ -536,7 +514,7 @@ func TestPassiveNagios4(t *testing.T) {
 
 	nagios4.start()
 	poll.Until(t, "the spooled results to reach Nagios", func() (bool, string) {
-		got := nagiosStatus(status, "s1")
+		got := nagiosstatus.Service(status, "", "s1")
 		return got["plugin_output"] == "spooled 4" && got["current_state"] == "2", fmt.Sprintf("%v", got)
 	})
 	data, err := os.ReadFile(filepath.Join(dir, "nagios.log"))

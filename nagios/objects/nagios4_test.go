@@ -15,6 +15,7 @@ import (
 
 	"github.com/immune-ops/immune/agent"
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/fixtures/nagiosstatus"
 	"github.com/immune-ops/immune/fixtures/poll"
 	"github.com/immune-ops/immune/nagios/objects"
 )
@@ -40,29 +41,6 @@ func startAgent(t *testing.T, text string) *agent.Agent {
 		}
 	})
 	return a
-}
-
-// serviceStatus reads one service's block of Nagios's status.dat.
-func serviceStatus(path, host, service string) map[string]string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	for block := range strings.SplitSeq(string(data), "}") {
-		_, body, ok := strings.Cut(block, "servicestatus {")
-		if !ok {
-			continue
-		}
-		fields := map[string]string{}
-		for line := range strings.Lines(body) {
-			k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-			fields[k] = v
-		}
-		if fields["host_name"] == host && fields["service_description"] == service {
-			return fields
-		}
-	}
-	return nil
 }
 
 // TestNagios4RunsGeneratedConfig runs a real Nagios 4 on the config
@@ -170,7 +148,7 @@ log_notifications=1
 	}
 	for _, w := range wants {
 		poll.Until(t, w.host+"/"+w.service+" in status.dat", func() (bool, string) {
-			got := serviceStatus(status, w.host, w.service)
+			got := nagiosstatus.Service(status, w.host, w.service)
 			for k, v := range w.want {
 				if got[k] != v {
 					return false, fmt.Sprintf("%s = %q, want %q (%v)", k, got[k], v, got)
