@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -479,6 +480,150 @@ func TestE2EMissingGauge(t *testing.T) {
 				assertAllOn(t, f, good)
 			} else {
 				assertAllOn(t, f, f.Base)
+			}
+		})
+	}
+}
+
+// readings are a push's readings of one gauge over every phase judged.
+func readings(p *rollback.Push, gauge string) []rollback.Reading {
+	var out []rollback.Reading
+	for _, ph := range p.Phases {
+		if ph.Verdict == nil {
+			continue
+		}
+		for _, r := range ph.Verdict.Readings {
+			if r.Gauge == gauge {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// TestE2ERegistrationsFall: a business gauge, not an error count, catches
+// the release. The base release registers 600 users a minute on every host,
+// the bad one 30: the hosts' registrations fall by far more than the 50%
+// the limit allows, so the push is rolled back in phase 1.
+func TestE2ERegistrationsFall(t *testing.T) {
+	f := startFleetWith(t, fleet.Options{
+		Hosts:       5,
+		BaseApp:     fleet.App{RegistrationsPerMinute: 600},
+		ExtraLimits: "  - gauge: registrations\n    aggregate: {fall: 50%}\n    missing: wait",
+	})
+	bad, err := f.Commit(t.Context(), "signup: ask for a phone number first", fleet.App{RegistrationsPerMinute: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := push(t, f, bad)
+	if p.State != rollback.StateRolledBack || p.Phase != 0 {
+		t.Fatalf("push ended %s in phase %d, want rolled back in phase 1: %s", p.State, p.Phase+1, p.Reason)
+	}
+	if !strings.HasPrefix(p.Reason, "phase 1: registrations on ") || !strings.Contains(p.Reason, " fell from ") {
+		t.Errorf("reason %q, want registrations falling in phase 1", p.Reason)
+	}
+	for _, r := range readings(p, "registrations") {
+		if r.Breached && (r.Pre == nil || r.Post == nil || *r.Post > *r.Pre/2) {
+			t.Errorf("breached reading %+v: want a baseline and a value below half of it", r)
+		}
+	}
+	assertAllOn(t, f, f.Base)
+	assertRevertedAndLocked(t, f, p, bad)
+}
+
+// TestE2ESpikeOnce: every host of the release logs one burst of events,
+// far above the limit for one sample, and is quiet otherwise. A breach
+// takes three bad samples in a row, so the push goes live; the judge saw
+// the burst and let it pass.
+func TestE2ESpikeOnce(t *testing.T) {
+	const limit = 20
+	f := startFleetWith(t, fleet.Options{
+		Hosts:       4,
+		Events:      true,
+		ExtraLimits: fmt.Sprintf("  - gauge: events\n    max: %d\n    missing: ignore", limit),
+	})
+	spiky, err := f.Commit(t.Context(), "search: warm the cache at start", fleet.App{SpikeOnce: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := push(t, f, spiky)
+	if p.State != rollback.StateLive {
+		t.Fatalf("push ended %s, want live: %s", p.State, p.Reason)
+	}
+	assertAllOn(t, f, spiky)
+	spikes := 0
+	for _, r := range readings(p, "events") {
+		run, longest := 0, 0
+		for _, x := range r.Samples {
+			if x > limit {
+				spikes++
+				run++
+				longest = max(longest, run)
+			} else if !math.IsNaN(x) {
+				run = 0
+			}
+		}
+		if r.Breached || longest >= 3 {
+			t.Errorf("reading %+v: breached %v with %d samples above %d in a row, want one spike that passes", r, r.Breached, longest, limit)
+		}
+	}
+	if spikes == 0 {
+		t.Errorf("no sample of events above %d: the judge never saw a burst (readings %+v)", limit, readings(p, "events"))
+	}
+}
+
+// TestE2EMissingWait: a limit on the events gauge, which the release makes
+// exist only a few seconds after it starts. With missing: wait the samples
+// without it are neither good nor bad: the push goes live when the reading
+// arrives, and is rolled back, saying it waited, when it never does.
+func TestE2EMissingWait(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		app  fleet.App
+		want rollback.State
+	}{
+		{"arrives", fleet.App{EventsPerMinute: 120, EventsAfter: 1}, rollback.StateLive},
+		{"never", fleet.App{}, rollback.StateRolledBack},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := startFleetWith(t, fleet.Options{
+				Hosts:       4,
+				Events:      true,
+				MaxWait:     2 * time.Second,
+				ExtraLimits: "  - gauge: events\n    max: 1000\n    missing: wait",
+			})
+			next, err := f.Commit(t.Context(), "analytics: report events", tt.app)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := push(t, f, next)
+			if p.State != tt.want {
+				t.Fatalf("push ended %s (%s), want %s", p.State, p.Reason, tt.want)
+			}
+			if tt.want == rollback.StateRolledBack {
+				if p.Phase != 0 || !strings.HasPrefix(p.Reason, "phase 1: waiting for a reading of events on ") ||
+					!strings.Contains(p.Reason, "(no reading after waiting ") {
+					t.Errorf("reason %q in phase %d, want phase 1 rolled back after waiting for events", p.Reason, p.Phase+1)
+				}
+				assertAllOn(t, f, f.Base)
+				assertRevertedAndLocked(t, f, p, next)
+				return
+			}
+			assertAllOn(t, f, next)
+			// Phase 1's hosts lacked the gauge at first, then read it.
+			rs := 0
+			for _, r := range p.Phases[0].Verdict.Readings {
+				if r.Gauge != "events" {
+					continue
+				}
+				rs++
+				s := r.Samples
+				if len(s) < 2 || !math.IsNaN(s[0]) || math.IsNaN(s[len(s)-1]) || r.Waiting || r.Breached {
+					t.Errorf("phase 1 reading %+v: want it missing at first, then read within limits", r)
+				}
+			}
+			if rs == 0 {
+				t.Errorf("phase 1 has no reading of events: %+v", p.Phases[0].Verdict.Readings)
 			}
 		})
 	}
