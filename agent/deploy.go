@@ -66,9 +66,11 @@ import (
 // Hooks run without a shell, in the release's dir, with IMMUNE_REVISION,
 // IMMUNE_RELEASE_DIR and IMMUNE_PREVIOUS_REVISION added to the agent's
 // environment, each for at most deploy.hook_timeout, their process group
-// killed past it. A failing pre_activate leaves current unchanged; a failing
-// post_activate switches current and previous back. Either is a 500 whose
-// text says which hook failed, how, and which release is current. Once the
+// killed past it. A failing pre_activate leaves current unchanged; a deploy's
+// failing post_activate switches current and previous back, while a
+// rollback's leaves current on the rollback target (a retry is then a no-op,
+// not a switch back to the bad release). Each is a 500 whose text says which
+// hook failed, how, and which release is current. Once the
 // hooks start, a coordinator hanging up does not stop them: the switch is
 // carried through or undone, never left halfway.
 //
@@ -416,7 +418,10 @@ func (d *Deployer) rollback(ctx context.Context, to string) (Release, error) {
 		return Release{}, d.undo(err, old)
 	}
 	if err := d.hook(ctx, "post_activate", d.cfg.PostActivate, to, old.Current); err != nil {
-		return Release{}, d.undo(err, old)
+		// Unlike a deploy's, this switch is not undone: switching back
+		// would put back the release being rolled back from, and the
+		// coordinator's retry would then flip the host back and forth.
+		return Release{}, fmt.Errorf("%w; current is %s all the same, not switched back to %s, the release rolled back from", err, to, orNone(old.Current))
 	}
 	d.log.Info("rolled back", "revision", to, "previous", old.Current)
 	return d.Release()

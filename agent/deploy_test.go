@@ -643,15 +643,23 @@ func TestDeployHooks(t *testing.T) {
 	}
 	e.wantOnDisk("after hanging post_activate", "R1", "", "R1", "R2", "R3", "R4")
 
-	// A rollback whose post_activate fails is undone too.
+	// A rollback whose post_activate fails is not undone: switching back
+	// would put the bad release back, so the target stays current and the
+	// coordinator's retry is a no-op.
 	code, body = e.deploy("R5", releaseArtifact(t, "R5"))
 	e.wantRelease("deploy R5", code, body, "R5", "R1", "R1", "R2", "R3", "R4", "R5")
 	code, body = e.call("POST", "/api/v1/rollback", deployToken, `{"to":"R3"}`)
-	if code != 500 || body != "rollback to R3: post_activate /bin/sh: exit status 1; switched back to R5\n" {
+	if code != 500 || body != "rollback to R3: post_activate /bin/sh: exit status 1; current is R3 all the same, not switched back to R5, the release rolled back from\n" {
 		t.Errorf("rollback with failing post_activate: %d %q", code, body)
 	}
 	code, body = e.call("GET", "/api/v1/release", deployToken, "")
-	e.wantRelease("after the failed rollback", code, body, "R5", "R1", "R1", "R2", "R3", "R4", "R5")
+	e.wantRelease("after the failed rollback", code, body, "R3", "R5", "R1", "R2", "R3", "R4", "R5")
+	e.hookLines()
+	code, body = e.call("POST", "/api/v1/rollback", deployToken, `{"to":"R3"}`)
+	e.wantRelease("the coordinator's retry", code, body, "R3", "R5", "R1", "R2", "R3", "R4", "R5")
+	if lines := e.hookLines(); len(lines) != 1 || lines[0] != "" {
+		t.Errorf("the retry ran hooks %q, want it a no-op", lines)
+	}
 
 	// The first deploy has nothing to switch back to.
 	f := newDeployEnv(t, 5)

@@ -1,8 +1,10 @@
 package conf
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -29,6 +31,10 @@ type Fleet struct {
 	DeployTokenFile string `yaml:"deploy_token_file"`
 	// AgentTokenFile is the agents' read credential, unless a host names its own.
 	AgentTokenFile string `yaml:"agent_token_file"`
+	// AgentTLS, when set, has the coordinator speak https to the agents
+	// (whose http.cert_file and key_file serve it), so that the deploy
+	// token never crosses the network in clear text.
+	AgentTLS *AgentTLS `yaml:"agent_tls"`
 	// MySQL, when set, is a DSN for a store several coordinators share;
 	// only the one holding MySQL's GET_LOCK drives pushes.
 	MySQL string `yaml:"mysql"`
@@ -61,6 +67,54 @@ type Host struct {
 	// NRPE is the agent's NRPE listener, host:port (default: the host of
 	// address, port 5666), which Nagios's check_nrpe queries.
 	NRPE string `yaml:"nrpe"`
+	// AgentTLS overrides the fleet's agent_tls for this host.
+	AgentTLS *AgentTLS `yaml:"agent_tls"`
+}
+
+// AgentTLS is how the coordinator verifies the agents' certificates.
+type AgentTLS struct {
+	// CAFile holds the PEM certificates of the CA that signs the agents'
+	// certificates; each must name its host as in the host's address (a
+	// DNS name or an IP address in its subject alternative names).
+	CAFile string `yaml:"ca_file"`
+	// Insecure skips the verification: the traffic is encrypted but anyone
+	// in the path can pose as an agent and read the deploy token. Only for
+	// trials, never with a ca_file.
+	Insecure bool `yaml:"insecure"`
+}
+
+// TLS is the agent_tls that applies to the host, nil for plain http.
+func (f *Fleet) TLS(h Host) *AgentTLS {
+	if h.AgentTLS != nil {
+		return h.AgentTLS
+	}
+	return f.AgentTLS
+}
+
+func (t *AgentTLS) validate(c *checker, path string) {
+	switch {
+	case t.CAFile != "" && t.Insecure:
+		c.errorf(path+".insecure", "insecure skips the verification ca_file is for: give one of them")
+	case t.CAFile == "" && !t.Insecure:
+		c.errorf(path+".ca_file", "required: the PEM file of the CA that signs the agents' certificates")
+	case t.CAFile != "":
+		if _, err := t.CertPool(); err != nil {
+			c.errorf(path+".ca_file", "%v", err)
+		}
+	}
+}
+
+// CertPool reads the CA certificates of ca_file.
+func (t *AgentTLS) CertPool() (*x509.CertPool, error) {
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read agents' CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", t.CAFile)
+	}
+	return pool, nil
 }
 
 // NRPEPort is NRPE's registered port, where an agent's NRPE listener is
@@ -305,6 +359,9 @@ func (f *Fleet) validate(c *checker) {
 	if f.DataDir == "" {
 		f.DataDir = defaultStateDir(c, "data_dir", "immune-coordinator")
 	}
+	if f.AgentTLS != nil {
+		f.AgentTLS.validate(c, "agent_tls")
+	}
 	if len(f.Hosts) == 0 {
 		c.errorf("hosts", "at least one host is required")
 	}
@@ -338,6 +395,9 @@ func (f *Fleet) validate(c *checker) {
 			}
 		} else if _, _, err := net.SplitHostPort(h.NRPE); err != nil {
 			c.errorf(path+".nrpe", "%q is not host:port of the agent's NRPE listener", h.NRPE)
+		}
+		if h.AgentTLS != nil {
+			h.AgentTLS.validate(c, path+".agent_tls")
 		}
 	}
 	if len(f.Phases) == 0 {

@@ -3,7 +3,9 @@ package rollback
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,10 +21,12 @@ import (
 // AgentClient talks to the agents' HTTP API: the coordinator reads agents
 // only through it, as it will across a real network.
 type AgentClient struct {
-	HTTP *http.Client
 	// ReadToken is a host's read credential; DeployToken is the coordinator's own.
 	ReadToken   func(host conf.Host) string
 	DeployToken string
+	// Endpoint is where a host's API is (http:// or https:// and its
+	// address) and the client that reaches it there.
+	Endpoint func(host conf.Host) (base string, client *http.Client, err error)
 }
 
 // NewAgentClient reads the fleet's credentials and prepares a client whose
@@ -43,12 +47,34 @@ func NewAgentClient(f *conf.Fleet) (*AgentClient, error) {
 		}
 		tokens[file] = t
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConnsPerHost = 4
-	transport.MaxIdleConns = 4096
+	// One client per TLS setting: hosts that share one share connections.
+	// All are made now, so that a bad ca_file stops the start.
+	clients := map[conf.AgentTLS]*http.Client{}
+	for _, t := range append([]*conf.AgentTLS{{}, f.AgentTLS}, hostTLS(f)...) {
+		if t == nil {
+			continue
+		}
+		if _, made := clients[*t]; made {
+			continue
+		}
+		transport, err := newTransport(*t)
+		if err != nil {
+			return nil, fmt.Errorf("agent_tls: %w", err)
+		}
+		clients[*t] = &http.Client{Transport: transport}
+	}
 	return &AgentClient{
-		HTTP:        &http.Client{Transport: transport},
 		DeployToken: deploy,
+		Endpoint: func(h conf.Host) (string, *http.Client, error) {
+			t := f.TLS(h)
+			if t == nil {
+				return "http://" + h.Address, clients[conf.AgentTLS{}], nil
+			}
+			if c, ok := clients[*t]; ok {
+				return "https://" + h.Address, c, nil
+			}
+			return "", nil, fmt.Errorf("agent_tls %+v of %s was not in the fleet the client was made for", *t, h.Name)
+		},
 		ReadToken: func(h conf.Host) string {
 			if h.TokenFile != "" {
 				return tokens[h.TokenFile]
@@ -56,6 +82,38 @@ func NewAgentClient(f *conf.Fleet) (*AgentClient, error) {
 			return tokens[f.AgentTokenFile]
 		},
 	}, nil
+}
+
+// newTransport makes a transport for the agents reached with the TLS
+// setting t (the zero value: plain http). Go verifies the certificate
+// against the host part of the address, a DNS name or an IP address.
+func newTransport(t conf.AgentTLS) (*http.Transport, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 4
+	transport.MaxIdleConns = 4096
+	if t == (conf.AgentTLS{}) {
+		return transport, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.Insecure}
+	if !t.Insecure {
+		pool, err := t.CertPool()
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	transport.TLSClientConfig = cfg
+	return transport, nil
+}
+
+func hostTLS(f *conf.Fleet) []*conf.AgentTLS {
+	var out []*conf.AgentTLS
+	for _, h := range f.Hosts {
+		if h.AgentTLS != nil {
+			out = append(out, h.AgentTLS)
+		}
+	}
+	return out
 }
 
 func hostTokenFiles(f *conf.Fleet) []string {
@@ -184,7 +242,11 @@ func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+h.Address+path, rd)
+	base, client, err := c.Endpoint(h)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", h.Name, path, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", h.Name, path, err)
 	}
@@ -192,7 +254,11 @@ func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.HTTP.Do(req)
+	resp, err := client.Do(req)
+	var unverified *tls.CertificateVerificationError
+	if errors.As(err, &unverified) {
+		return fmt.Errorf("%s %s %s: the agent's certificate does not verify for %s against agent_tls.ca_file: %w", h.Name, method, path, req.URL.Hostname(), err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s %s: %w", h.Name, method, path, err)
 	}
@@ -202,7 +268,7 @@ func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token
 		return fmt.Errorf("%s %s %s: read answer: %w", h.Name, method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s %s: %s: %s", h.Name, method, path, resp.Status, strings.TrimSpace(string(data)))
+		return &StatusError{Host: h.Name, Method: method, Path: path, Code: resp.StatusCode, Status: resp.Status, Msg: strings.TrimSpace(string(data))}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -210,6 +276,27 @@ func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token
 		}
 	}
 	return nil
+}
+
+// StatusError is an agent's answer other than 2xx, with its message.
+type StatusError struct {
+	Host, Method, Path string
+	Code               int
+	Status, Msg        string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s %s: %s: %s", e.Host, e.Method, e.Path, e.Status, e.Msg)
+}
+
+// Refused reports whether asking again cannot help: a 4xx other than the
+// ones that mean "not now" (a timeout, a deploy running, too many requests).
+func (e *StatusError) Refused() bool {
+	switch e.Code {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return e.Code/100 == 4
 }
 
 // forEach runs fn for every host, at most limit at once, and returns the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -548,7 +549,15 @@ func (c *Coordinator) observe(ctx context.Context, p *Push) error {
 	for {
 		d := c.Fleet.Windows.Observe.D()
 		if !first {
+			// Waiting for a reading: one more round, a sample interval on.
+			// sample takes its first round at once, so the interval is
+			// waited here, or the wait would spin through max_wait at once.
 			d = c.Fleet.Windows.SampleInterval.D()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+			}
 		}
 		more, err := c.sample(ctx, hosts, d)
 		if err != nil {
@@ -603,27 +612,46 @@ func (c *Coordinator) hostSamples(p *Push, hosts []conf.Host, observed map[strin
 	return out
 }
 
-// rollBack switches every touched host back to the release it ran before;
-// it is retried until every host answered, as a host left on the bad
-// release is what the immune system exists to prevent.
+// rollbackRefusals is how many times a host may refuse a rollback (a 4xx
+// such as 404 "not unpacked here") before it is given up on: the refusal
+// will not change by asking, and the push must end so a person sees it.
+const rollbackRefusals = 3
+
+// noEarlierRelease is recorded for a host that ran no release before the push.
+const noEarlierRelease = "ran no release before this push: there is nothing to switch it back to"
+
+// rollBack switches every touched host back to the release it ran before.
+// A host that does not answer is retried until it does, as a host left on
+// the bad release is what the immune system exists to prevent; a host that
+// refuses rollbackRefusals times, or has nothing to go back to, is recorded
+// as a failure in RolledBack and in the reason, and the push goes on to the
+// revert and the commit lock.
 func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 	if p.RolledBack == nil {
 		p.RolledBack = map[string]string{}
 	}
+	var nothing []string
+	for _, name := range p.Touched {
+		if prev, known := p.Previous[name]; known && prev == "" {
+			nothing = append(nothing, name)
+			if p.RolledBack[name] != noEarlierRelease {
+				p.RolledBack[name] = noEarlierRelease
+				c.event(p, "%s %s", name, noEarlierRelease)
+			}
+		}
+	}
+	refusals := map[string]int{}
+	var failed []string
 	for attempt := 1; ; attempt++ {
 		var todo []conf.Host
 		for _, name := range p.Touched {
-			if e, ok := p.RolledBack[name]; ok && e == "" {
-				continue
-			}
-			if prev, known := p.Previous[name]; known && prev == "" {
-				// The host ran no release before this push: there is
-				// nothing to switch back to, and retrying would never end.
-				p.RolledBack[name] = ""
-				c.event(p, "%s ran no release before this push: there is nothing to switch it back to", name)
+			if e, ok := p.RolledBack[name]; ok && e == "" || slices.Contains(nothing, name) || slices.Contains(failed, name) {
 				continue
 			}
 			todo = append(todo, c.host(name))
+		}
+		if len(todo) == 0 {
+			break
 		}
 		errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
 			_, err := c.Agents.Rollback(ctx, h, p.Previous[h.Name])
@@ -632,16 +660,30 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		retry := 0
 		for _, h := range todo {
-			p.RolledBack[h.Name] = ""
-			if err, failed := errs[h.Name]; failed {
-				p.RolledBack[h.Name] = err.Error()
+			err, bad := errs[h.Name]
+			if !bad {
+				p.RolledBack[h.Name] = ""
+				continue
 			}
+			p.RolledBack[h.Name] = err.Error()
+			var se *StatusError
+			if !errors.As(err, &se) || !se.Refused() {
+				retry++
+				continue
+			}
+			if refusals[h.Name]++; refusals[h.Name] < rollbackRefusals {
+				retry++
+				continue
+			}
+			failed = append(failed, h.Name)
+			c.event(p, "rollback FAILED on %s: refused %d times (%v); giving up on it", h.Name, refusals[h.Name], err)
 		}
-		if len(errs) == 0 {
-			break
+		if retry == 0 {
+			continue // those left were given up on: the loop ends
 		}
-		if err := c.step(p, StateRollingBack, "rollback attempt %d: %d hosts did not answer; retrying", attempt, len(errs)); err != nil {
+		if err := c.step(p, StateRollingBack, "rollback attempt %d: %d hosts not rolled back yet; retrying", attempt, retry); err != nil {
 			return err
 		}
 		select {
@@ -649,6 +691,16 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 			return ctx.Err()
 		case <-time.After(min(time.Duration(attempt)*time.Second, 30*time.Second)):
 		}
+	}
+	sort.Strings(failed)
+	for _, name := range failed {
+		p.Reason += fmt.Sprintf("; rollback FAILED on %s: %s", name, p.RolledBack[name])
+	}
+	if len(nothing) > 0 {
+		p.Reason += fmt.Sprintf("; still runs %s on hosts that had no earlier release: %s", p.Revision, strings.Join(nothing, ", "))
+	}
+	if bad := len(failed) + len(nothing); bad > 0 {
+		return c.step(p, StateReverting, "rolled back on %d of %d hosts, FAILED on %d; reverting %s", len(p.Touched)-bad, len(p.Touched), bad, p.Revision)
 	}
 	return c.step(p, StateReverting, "rolled back on %d hosts; reverting %s", len(p.Touched), p.Revision)
 }

@@ -2,10 +2,18 @@ package rollback
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +38,9 @@ type standIn struct {
 	gauges  func(host, hostType, release string, n int) map[string]float64
 	samples int
 	down    bool
+	// refuseRollback answers rollbacks 404, as an agent without the release does.
+	refuseRollback bool
+	rollbacks      int
 }
 
 func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -62,6 +73,11 @@ func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/api/v1/rollback":
 		var req map[string]string
 		json.NewDecoder(r.Body).Decode(&req)
+		a.rollbacks++
+		if a.refuseRollback {
+			http.Error(w, fmt.Sprintf("rollback to %s: %s is not unpacked here", req["to"], req["to"]), http.StatusNotFound)
+			return
+		}
 		if req["to"] != a.current {
 			a.prev, a.current = a.current, req["to"]
 		}
@@ -404,6 +420,156 @@ func TestFirstPushRollsBackFromNothing(t *testing.T) {
 	p = f.wait(t, p.ID)
 	if p.State != StateRolledBack || !strings.Contains(fmt.Sprint(p.Events), "www1 ran no release before this push") {
 		t.Fatalf("push %s: %v", p.State, p.Events)
+	}
+	// It is a failure, not a success: the host still runs the release.
+	if e := p.RolledBack["www1"]; e != noEarlierRelease {
+		t.Errorf("rolled back www1: %q, want %q", e, noEarlierRelease)
+	}
+	if !strings.HasSuffix(p.Reason, "; still runs bad on hosts that had no earlier release: www1") {
+		t.Errorf("reason %q", p.Reason)
+	}
+	if l, _ := f.c.Store.Locks(); l.Commit == nil || l.Commit.Reason != p.Reason || l.Push != "" {
+		t.Errorf("locks %+v", l)
+	}
+}
+
+// TestRollbackRefusedIsGivenUp: a host that refuses the rollback (404: the
+// release is not unpacked there) is asked a few times, then recorded as a
+// failure; the push reverts and locks rather than holding the push lock.
+func TestRollbackRefusedIsGivenUp(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www", "www2:www"}, phpLimits, badOnWWW)
+	f.agents["www1"].refuseRollback = true
+	p, _ := f.c.Start("bad", sha, "ola")
+	p = f.wait(t, p.ID)
+	if p.State != StateRolledBack {
+		t.Fatalf("push %s: %s", p.State, p.Reason)
+	}
+	if a := f.agents["www1"]; a.current != "bad" || a.rollbacks != rollbackRefusals {
+		t.Errorf("www1 on %q after %d rollbacks, want bad after %d", a.current, a.rollbacks, rollbackRefusals)
+	}
+	want := "www1 POST /api/v1/rollback: 404 Not Found: rollback to v1: v1 is not unpacked here"
+	if e := p.RolledBack["www1"]; e != want {
+		t.Errorf("rolled back www1: %q, want %q", e, want)
+	}
+	if !strings.HasPrefix(p.Reason, "phase 1: php_errors on www1 rose") || !strings.HasSuffix(p.Reason, "; rollback FAILED on www1: "+want) {
+		t.Errorf("reason %q", p.Reason)
+	}
+	events := fmt.Sprint(p.Events)
+	for _, e := range []string{"rollback FAILED on www1: refused 3 times", "rolled back on 0 of 1 hosts, FAILED on 1; reverting bad"} {
+		if !strings.Contains(events, e) {
+			t.Errorf("no event %q in %s", e, events)
+		}
+	}
+	l, _ := f.c.Store.Locks()
+	if l.Push != "" || l.Commit == nil || !strings.Contains(l.Commit.Reason, "rollback FAILED on www1") {
+		t.Errorf("locks %+v", l)
+	}
+}
+
+// tlsFleet is a fleet of www hosts, each with the extra fields given, and
+// with the fleet's agent_tls line.
+func tlsFleet(t *testing.T, dir, fleetTLS string, hosts map[string]string) *conf.Fleet {
+	t.Helper()
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("secret\n"), 0o600)
+	text := fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\ndeploy_token_file: %s\nagent_token_file: %s\n%shosts:\n", dir, token, token, fleetTLS)
+	for name, extra := range hosts {
+		text += fmt.Sprintf("  - {name: %s, host_type: www, %s}\n", name, extra)
+	}
+	cfg, err := conf.ParseFleet("fleet.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// writeCA writes a CA certificate to a PEM file: the test server's own, or
+// with other true, one that signed nothing.
+func writeCA(t *testing.T, path string, cert *x509.Certificate, other bool) {
+	t.Helper()
+	der := cert.Raw
+	if other {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		}
+		if der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAgentTLS: with agent_tls the coordinator speaks https to the agents
+// and verifies them against ca_file; a host may override the fleet's.
+func TestAgentTLS(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		fleetTLS  string // the fleet's agent_tls line
+		hostTLS   string // the host's agent_tls field
+		wantError string
+	}{
+		{name: "ca_file", fleetTLS: "agent_tls: {ca_file: {ca}}\n"},
+		{name: "host overrides", fleetTLS: "agent_tls: {ca_file: {other}}\n", hostTLS: "agent_tls: {ca_file: {ca}}"},
+		{name: "insecure", fleetTLS: "agent_tls: {insecure: true}\n"},
+		{name: "wrong CA", fleetTLS: "agent_tls: {ca_file: {other}}\n",
+			wantError: "www1 GET /api/v1/release: the agent's certificate does not verify for 127.0.0.1 against agent_tls.ca_file: "},
+		{name: "plain http", fleetTLS: "", wantError: "400 Bad Request: Client sent an HTTP request to an HTTPS server."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			a := &standIn{name: "www1", hostType: "www", current: "v1", gauges: badOnWWW}
+			var plain int
+			var mu sync.Mutex
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.TLS == nil {
+					mu.Lock()
+					plain++
+					mu.Unlock()
+				}
+				a.ServeHTTP(w, r)
+			}))
+			// The refused handshakes are what the failing cases test.
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			ca, other := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
+			writeCA(t, ca, srv.Certificate(), false)
+			writeCA(t, other, srv.Certificate(), true)
+			files := strings.NewReplacer("{ca}", ca, "{other}", other)
+			host := fmt.Sprintf("address: %q", strings.TrimPrefix(srv.URL, "https://"))
+			if tt.hostTLS != "" {
+				host += ", " + files.Replace(tt.hostTLS)
+			}
+			cfg := tlsFleet(t, dir, files.Replace(tt.fleetTLS), map[string]string{"www1": host})
+			agents, err := NewAgentClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := agents.Release(context.Background(), cfg.Hosts[0])
+			if tt.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Fatalf("release: %v, want %q", err, tt.wantError)
+				}
+				return
+			}
+			if err != nil || r.Current != "v1" {
+				t.Fatalf("release %+v: %v", r, err)
+			}
+			if _, err := agents.Rollback(context.Background(), cfg.Hosts[0], "v0"); err != nil {
+				t.Fatal(err)
+			}
+			if a.current != "v0" || plain != 0 {
+				t.Errorf("www1 on %q; %d requests in clear text", a.current, plain)
+			}
+		})
 	}
 }
 

@@ -128,6 +128,7 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 		defer cancel()
 		hs.Shutdown(shut)
 	}()
+	warnAgentTLS(fleet, log)
 	log.Info("coordinator running", "listen", base, "hosts", len(fleet.Hosts))
 	err = hs.Serve(ln)
 	c.Wait()
@@ -154,6 +155,35 @@ func lead(ctx context.Context, c *rollback.Coordinator, store *mysqlstore.Store,
 		<-leadCtx.Done()
 		c.Wait()
 	}
+}
+
+// warnAgentTLS says which agents get the deploy token without a verified
+// TLS connection: it can install code on every host.
+func warnAgentTLS(fleet *conf.Fleet, log *slog.Logger) {
+	var plain, unverified []string
+	for _, h := range fleet.Hosts {
+		host, _, _ := net.SplitHostPort(h.Address)
+		switch t := fleet.TLS(h); {
+		case t == nil && !isLoopback(host):
+			plain = append(plain, h.Name)
+		case t != nil && t.Insecure:
+			unverified = append(unverified, h.Name)
+		}
+	}
+	if len(plain) > 0 {
+		log.Warn("agents reached over plain http: the deploy token crosses the network in clear text; set agent_tls", "hosts", strings.Join(plain, ","))
+	}
+	if len(unverified) > 0 {
+		log.Warn("agents reached with agent_tls insecure: their certificates are not verified", "hosts", strings.Join(unverified, ","))
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func readToken(path, field string) (string, error) {
