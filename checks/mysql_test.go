@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/immune-ops/immune/fixtures/mariadb"
 	"github.com/immune-ops/immune/nagios"
@@ -30,8 +31,31 @@ func twinPerfOnly(r pluginRun) pluginRun {
 // runs: each run's own statements count as questions and connections.
 var mysqlTwinTolerance = tolerance{Abs: 50, Rel: 0.2}
 
+// settledUptime is how long the server must have run before its twin runs
+// are compared: "Queries per second avg" divides by the uptime, so at one
+// or two seconds the same questions read as twice or half as many.
+const settledUptime = 5
+
+// awaitUptime waits until the test server has run settledUptime seconds.
+func awaitUptime(t *testing.T, s *mariadb.Server) {
+	t.Helper()
+	for range 2 * settledUptime * 10 {
+		var name string
+		var up int
+		if err := s.Root().QueryRow("SHOW GLOBAL STATUS LIKE 'Uptime'").Scan(&name, &up); err != nil {
+			t.Fatalf("read the server's uptime: %v", err)
+		}
+		if up >= settledUptime {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the server's uptime did not reach %d s", settledUptime)
+}
+
 func runMySQLTwins(t *testing.T, cases []twinCase) {
 	t.Helper()
+	awaitUptime(t, mysqlServer(t))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			theirs := runTheirs(t, "check_mysql", tc.args...)
