@@ -122,7 +122,7 @@ func push(t *testing.T, f *fleet.Fleet, r fleet.Release) *rollback.Push {
 // follow returns a function that waits until the push satisfies until;
 // the push's progress is logged once across the calls.
 func follow(t *testing.T, f *fleet.Fleet, id string) func(until func(*rollback.Push) bool) *rollback.Push {
-	progress := fleet.Progress(tlog{t})
+	progress := rollback.Progress(tlog{t})
 	return func(until func(*rollback.Push) bool) *rollback.Push {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), pushTimeout)

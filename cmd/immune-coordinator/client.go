@@ -143,21 +143,14 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // follow prints a push's progress until it ends.
 func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer) int {
-	seen := 0
+	progress := rollback.Progress(stdout)
 	for {
 		var p rollback.Push
 		if err := c.do(ctx, "GET", "/api/v1/pushes/"+id, nil, &p); err != nil {
 			fmt.Fprintf(stderr, "immune push: %v\n", err)
 			return 2
 		}
-		total := 0
-		if len(p.Phases) > 0 {
-			total = len(p.Phases[len(p.Phases)-1].Hosts)
-		}
-		for _, e := range p.Events[min(seen, len(p.Events)):] {
-			fmt.Fprintf(stdout, "%s  [phase %d, %d/%d hosts] %s\n", e.At.Local().Format("15:04:05"), p.Phase+1, p.HostsDone(), total, e.Msg)
-		}
-		seen = len(p.Events)
+		progress(&p)
 		switch p.State {
 		case rollback.StateLive:
 			return 0

@@ -235,7 +235,7 @@ func (d *demo) push(ctx context.Context, r fleet.Release) (*rollback.Push, bool)
 		d.fail(ctx, "start the push", err)
 		return nil, false
 	}
-	p, err = d.f.Watch(pctx, p.ID, fleet.Progress(d.out))
+	p, err = d.f.Watch(pctx, p.ID, rollback.Progress(d.out))
 	if err != nil {
 		d.fail(ctx, "follow the push", err)
 		return nil, false
