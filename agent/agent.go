@@ -222,15 +222,7 @@ func (a *Agent) apiToken() (string, error) {
 			a.log.Info("made an API token", "file", path)
 		}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read api token: %w", err)
-	}
-	token := strings.TrimSpace(string(b))
-	if token == "" {
-		return "", fmt.Errorf("api token file %s is empty", path)
-	}
-	return token, nil
+	return conf.ReadToken("http.token_file", path)
 }
 
 // Run runs the agent until ctx ends, then stops its parts in order and

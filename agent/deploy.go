@@ -169,13 +169,9 @@ var errBusy = failf(http.StatusConflict, "another deploy or rollback is running 
 // NewDeployer reads the deploy token and makes the root's directories,
 // removing what an interrupted deploy left there.
 func NewDeployer(cfg conf.Deploy, log *slog.Logger) (*Deployer, error) {
-	b, err := os.ReadFile(cfg.TokenFile)
+	token, err := conf.ReadToken("deploy.token_file", cfg.TokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("read deploy token: %w", err)
-	}
-	token := strings.TrimSpace(string(b))
-	if token == "" {
-		return nil, fmt.Errorf("deploy token file %s is empty", cfg.TokenFile)
+		return nil, err
 	}
 	for _, dir := range []string{releasesDir, metaDir} {
 		if err := os.MkdirAll(filepath.Join(cfg.Root, dir), 0o755); err != nil {
@@ -437,7 +433,7 @@ func (d *Deployer) setLinks(cur, prev string) error {
 	if err := d.setLink(currentLink, cur); err != nil {
 		return err
 	}
-	return syncDeployDir(d.cfg.Root)
+	return syncDir(d.cfg.Root)
 }
 
 // setLink replaces a symlink in the root in one rename(2), so that nothing
@@ -457,18 +453,6 @@ func (d *Deployer) setLink(name, rev string) error {
 	if err := os.Rename(tmp, link); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("point %s at %s: %w", name, rev, err)
-	}
-	return nil
-}
-
-func syncDeployDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
@@ -529,7 +513,7 @@ func (d *Deployer) install(ctx context.Context, req DeployRequest) error {
 		return fmt.Errorf("move release into place: %w", err)
 	}
 	done = true
-	return syncDeployDir(releases)
+	return syncDir(releases)
 }
 
 // nextSeq is the order number of the next release: one past the highest recorded.

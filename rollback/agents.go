@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -32,18 +31,18 @@ type AgentClient struct {
 // NewAgentClient reads the fleet's credentials and prepares a client whose
 // connections are reused across the many calls of a push.
 func NewAgentClient(f *conf.Fleet) (*AgentClient, error) {
-	deploy, err := readToken(f.DeployTokenFile)
+	deploy, err := conf.ReadToken("deploy_token_file", f.DeployTokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("deploy token: %w", err)
+		return nil, err
 	}
 	tokens := map[string]string{}
 	for _, file := range append([]string{f.AgentTokenFile}, hostTokenFiles(f)...) {
 		if file == "" || tokens[file] != "" {
 			continue
 		}
-		t, err := readToken(file)
+		t, err := conf.ReadToken("agent token_file", file)
 		if err != nil {
-			return nil, fmt.Errorf("agent token: %w", err)
+			return nil, err
 		}
 		tokens[file] = t
 	}
@@ -122,21 +121,6 @@ func hostTokenFiles(f *conf.Fleet) []string {
 		files = append(files, h.TokenFile)
 	}
 	return files
-}
-
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", fmt.Errorf("no token file configured")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
-	}
-	return t, nil
 }
 
 // snapshotReply is the part of the agent's /api/v1/snapshot the coordinator reads.

@@ -93,7 +93,7 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	operator, err := readToken(fleet.OperatorTokenFile, "operator_token_file")
+	operator, err := conf.ReadToken("operator_token_file", fleet.OperatorTokenFile)
 	if err != nil {
 		return err
 	}
@@ -184,19 +184,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func readToken(path, field string) (string, error) {
-	if path == "" {
-		return "", fmt.Errorf("%s is not set", field)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", field, err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("%s: %s is empty", field, path)
-	}
-	return t, nil
 }
