@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/immune-ops/immune/nagios"
 	"github.com/immune-ops/immune/nagios/nrpe"
 )
@@ -385,10 +387,10 @@ func SelfSignedTLS(dir string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create NRPE certificate: %w", err)
 	}
-	if err := nrpeWriteFileAtomic(keyPath, keyPEM); err != nil {
+	if err := renameio.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := nrpeWriteFileAtomic(certPath, certPEM); err != nil {
+	if err := renameio.WriteFile(certPath, certPEM, 0o600); err != nil {
 		return nil, err
 	}
 	cert, err = tls.X509KeyPair(certPEM, keyPEM)
@@ -433,40 +435,6 @@ func nrpeNewSelfSigned(now time.Time) (certPEM, keyPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// nrpeWriteFileAtomic writes data to path with mode 0600 through a temporary
-// file and a rename, so a reader never sees half a key.
-func nrpeWriteFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	// CreateTemp makes the file 0600 already; Chmod says so whatever the umask.
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // LoadTLS returns a TLS config with a configured certificate and key. With

@@ -394,15 +394,16 @@ func (s *Spool) roll() error {
 	return nil
 }
 
-// syncDir makes a new file's name durable, not only its content.
+// syncDir makes the names of new files in dir durable, not only their
+// content: the spool's new segments, a release renamed into place.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("sync spool dir: %w", err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync spool dir: %w", err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

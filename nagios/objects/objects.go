@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/immune-ops/immune/conf"
 )
 
@@ -88,22 +90,7 @@ func Write(dir string, files map[string][]byte) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		path := filepath.Join(dir, name)
-		tmp, err := os.CreateTemp(dir, "."+name+".*")
-		if err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		_, err = tmp.Write(files[name])
-		if err == nil {
-			err = tmp.Chmod(0o644)
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), path)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
+		if err := renameio.WriteFile(path, files[name], 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
