@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/checks"
+	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/nagios"
 	"github.com/immune-ops/immune/nagios/nrpe"
 )
@@ -40,13 +41,7 @@ const checkNRPEPath = "/usr/lib/nagios/plugins/check_nrpe"
 // cannot pass by skipping what it is meant to prove.
 func checkNRPE(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(checkNRPEPath); err != nil {
-		if os.Getenv("IMMUNE_REQUIRE_REAL") != "" {
-			t.Fatalf("%s missing (install Debian's nagios-nrpe-plugin): %v", checkNRPEPath, err)
-		}
-		t.Skipf("%s missing; install nagios-nrpe-plugin", checkNRPEPath)
-	}
-	return checkNRPEPath
+	return real.Program(t, checkNRPEPath, "nagios-nrpe-plugin")
 }
 
 // runCheckNRPE runs check_nrpe with args and returns its exit code and stdout.

@@ -32,6 +32,7 @@ import (
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/fixtures/nagiosstatus"
 	"github.com/immune-ops/immune/fixtures/poll"
+	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -287,13 +288,7 @@ func submit(t *testing.T, p *Passive, st Status) {
 // it), so the suite cannot pass by skipping what it is meant to prove.
 func realDaemon(t *testing.T, path, pkg string) string {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("IMMUNE_REQUIRE_REAL") != "" {
-			t.Fatalf("%s missing (install Debian's %s): %v", path, pkg, err)
-		}
-		t.Skipf("%s missing; install %s", path, pkg)
-	}
-	return path
+	return real.Program(t, path, pkg)
 }
 
 // daemon is a Nagios or Icinga run in the foreground, as a child of the test.

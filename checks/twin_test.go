@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -35,14 +36,7 @@ type pluginRun struct {
 // suite cannot pass by skipping what it is meant to prove.
 func referencePlugin(t testing.TB, name string) string {
 	t.Helper()
-	path := filepath.Join(referenceDir, name)
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("IMMUNE_REQUIRE_REAL") != "" {
-			t.Fatalf("reference plugin %s missing (install Debian's monitoring-plugins): %v", path, err)
-		}
-		t.Skipf("reference plugin %s missing; install monitoring-plugins", path)
-	}
-	return path
+	return real.Program(t, filepath.Join(referenceDir, name), "monitoring-plugins")
 }
 
 // runOurs runs our check in process, as bin/<name> would.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/checks"
+	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -185,14 +186,7 @@ func TestExecCanceled(t *testing.T) {
 // skipped otherwise.
 func requireReal(t *testing.T, name string) string {
 	t.Helper()
-	path := "/usr/lib/nagios/plugins/" + name
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("IMMUNE_REQUIRE_REAL") != "" {
-			t.Fatalf("%s: %v (install monitoring-plugins)", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return path
+	return real.Program(t, "/usr/lib/nagios/plugins/"+name, "monitoring-plugins")
 }
 
 // runDirect runs a plugin as Nagios would, for comparison with Exec.

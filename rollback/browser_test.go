@@ -3,13 +3,14 @@ package rollback
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/immune-ops/immune/fixtures/real"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -19,12 +20,7 @@ const chromium = "/usr/bin/chromium"
 // IMMUNE_REQUIRE_REAL asks for the real thing.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := exec.LookPath(chromium); err != nil {
-		if os.Getenv("IMMUNE_REQUIRE_REAL") != "" {
-			t.Fatalf("IMMUNE_REQUIRE_REAL is set and %s is missing (apt-get install chromium): %v", chromium, err)
-		}
-		t.Skipf("%s is missing (apt-get install chromium)", chromium)
-	}
+	real.Command(t, chromium, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox,

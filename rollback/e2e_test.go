@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/fixtures/fleet"
+	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/rollback"
 )
 
@@ -71,12 +72,7 @@ func binaries(t *testing.T) (agent, coordinator string) {
 // test sets it), so the suite cannot pass by skipping what it proves.
 func requireGit(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("IMMUNE_REQUIRE_REAL") != "" {
-			t.Fatalf("git is missing (install Debian's git): %v", err)
-		}
-		t.Skip("git is missing; install git")
-	}
+	real.Command(t, "git", "git")
 }
 
 // startFleet starts a fleet of hosts agents, stopped when the test ends;

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/nagios/objects"
 )
 
@@ -216,13 +217,7 @@ func TestExampleFleet(t *testing.T) {
 // it the test is skipped, unless IMMUNE_REQUIRE_REAL is set (make test sets it).
 func realDaemon(t *testing.T, path, pkg string) string {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("IMMUNE_REQUIRE_REAL") != "" {
-			t.Fatalf("%s missing (install Debian's %s): %v", path, pkg, err)
-		}
-		t.Skipf("%s missing; install %s", path, pkg)
-	}
-	return path
+	return real.Program(t, path, pkg)
 }
 
 // runAs are the user and group a Nagios or Icinga run by the test runs as:
