@@ -17,22 +17,6 @@ import (
 	"github.com/immune-ops/immune/nagios"
 )
 
-// startNTP runs the fixture responder on addr until the test ends.
-func startNTP(t *testing.T, cfg ntpserver.Config, addr string) *ntpserver.Server {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := cfg.Start(ctx, addr)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		<-s.Done()
-	})
-	return s
-}
-
 // unusedUDPPort is a loopback port nothing listens on: bound, then freed.
 func unusedUDPPort(t *testing.T) string {
 	t.Helper()
@@ -241,7 +225,7 @@ func TestNTPTimeJudge(t *testing.T) {
 // TestNTPTimeAgainstResponder runs ours alone where the twin has nothing to
 // say or says it differently.
 func TestNTPTimeAgainstResponder(t *testing.T) {
-	synced := startNTP(t, ntpserver.Config{Offset: 1500 * time.Millisecond, Stratum: 2}, "127.0.0.1:0")
+	synced := ntpserver.Config{Offset: 1500 * time.Millisecond, Stratum: 2}.StartTest(t, "127.0.0.1:0")
 	tests := []struct {
 		name     string
 		cfg      *ntpserver.Config // nil: the synced server above
@@ -270,7 +254,7 @@ func TestNTPTimeAgainstResponder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := synced
 			if tt.cfg != nil {
-				s = startNTP(t, *tt.cfg, "127.0.0.1:0")
+				s = tt.cfg.StartTest(t, "127.0.0.1:0")
 			}
 			before := s.Requests()
 			ours := runOurs(t, context.Background(), "check_ntp_time", append([]string{"-H", "127.0.0.1", "-p", s.Port()}, tt.args...)...)
@@ -342,7 +326,7 @@ func TestNTPTimeIgnoresBogusAnswers(t *testing.T) {
 // TestNTPTimeCallerDeadline gives Run a deadline sooner than -t, as the
 // agent may: with no answer by then it reports the timeout in -t's state.
 func TestNTPTimeCallerDeadline(t *testing.T) {
-	s := startNTP(t, ntpserver.Config{Stratum: 2, Silent: true}, "127.0.0.1:0")
+	s := ntpserver.Config{Stratum: 2, Silent: true}.StartTest(t, "127.0.0.1:0")
 	for _, tt := range []struct {
 		timeout string
 		state   nagios.State
@@ -435,7 +419,7 @@ func TestNTPTimeTwin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := startNTP(t, tt.cfg, tt.addr)
+			s := tt.cfg.StartTest(t, tt.addr)
 			args := append([]string{"-H", s.Addr().Addr().String(), "-p", s.Port()}, tt.args...)
 			theirs := runTheirs(t, "check_ntp_time", args...)
 			ours := runOurs(t, context.Background(), "check_ntp_time", args...)
@@ -455,7 +439,7 @@ func TestNTPTimeTwin(t *testing.T) {
 	// With -t 1 the twin's query loop, which ends on a whole-second clock
 	// tick, races its 1 s alarm, so it prints either line, both CRITICAL.
 	t.Run("never answers", func(t *testing.T) {
-		s := startNTP(t, ntpserver.Config{Stratum: 2, Silent: true}, "127.0.0.1:0")
+		s := ntpserver.Config{Stratum: 2, Silent: true}.StartTest(t, "127.0.0.1:0")
 		args := []string{"-H", "127.0.0.1", "-p", s.Port(), "-t", "1", "-q"}
 		theirs := runTheirs(t, "check_ntp_time", args...)
 		ours := runOurs(t, context.Background(), "check_ntp_time", args...)
