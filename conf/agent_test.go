@@ -10,7 +10,6 @@ import (
 	"flag"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -86,32 +85,10 @@ func TestExampleDeployConfig(t *testing.T) {
 // TestBadAgentConfigs: every mistake is reported with file, line and field;
 // the expected messages are in testdata/bad/*.golden.
 func TestBadAgentConfigs(t *testing.T) {
-	files, _ := filepath.Glob("testdata/bad/*.yaml")
-	if len(files) == 0 {
-		t.Fatal("no bad configs in testdata/bad")
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			_, err := LoadAgent(file)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				os.WriteFile(golden, []byte(got), 0o644)
-			}
-			want, _ := os.ReadFile(golden)
-			if got != string(want) {
-				t.Errorf("got:\n%s\nwant:\n%s", got, want)
-			}
-			for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
-				if !strings.HasPrefix(line, file+":") {
-					t.Errorf("error %q does not start with the file's name", line)
-				}
-			}
-		})
-	}
+	testGoldenErrors(t, "testdata/bad/*.yaml", func(file string) error {
+		_, err := LoadAgent(file)
+		return err
+	})
 }
 
 func TestExpandArgs(t *testing.T) {
@@ -136,90 +113,6 @@ func TestParsePrefix(t *testing.T) {
 		if _, err := ParsePrefix(bad); err == nil {
 			t.Errorf("ParsePrefix(%q): no error", bad)
 		}
-	}
-}
-
-func TestExampleFleetConfig(t *testing.T) {
-	f, err := LoadFleet("fleet.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Hosts) != 6 || len(f.Phases) != 2 || f.Phases[0] != 5 || f.BreachSamples != 3 || len(f.Limits) != 6 {
-		t.Errorf("example fleet: %+v", f)
-	}
-	if f.Windows.MaxWait.D() != 5*time.Minute || f.Revert.Timeout.D() != 2*time.Minute {
-		t.Errorf("windows %+v, revert %+v", f.Windows, f.Revert)
-	}
-	reg := f.Limits[5]
-	if reg.Aggregate == nil || reg.Aggregate.Fall == nil || !reg.Aggregate.Fall.Percent || reg.Aggregate.Fall.Value != 20 || reg.Missing != MissingWait {
-		t.Errorf("registrations limit: %+v", reg)
-	}
-}
-
-func TestBadFleetConfigs(t *testing.T) {
-	tests := []struct{ text, want string }{
-		{"listen: x\nhosts: []\n", `f.yaml:1:1: listen: "x" is not host:port
-f.yaml:2:1: hosts: at least one host is required`},
-		{"listen: 127.0.0.1:1\nagent_token_file: t\nhosts: [{name: a, address: 'h:1', host_type: www}]\nphases: [50%, 40%]\n",
-			"f.yaml:4:15: phases[1]: 40% is not more than the phase before\nf.yaml:4:15: phases[1]: the last phase must be 100%, not 40%"},
-		{"listen: 127.0.0.1:1\nagent_token_file: t\nhosts: [{name: a, address: 'h:1', host_type: www}]\nlimits:\n  - gauge: load\n    host_types: [db]\n    rise: lots\n",
-			`f.yaml:7: limits[0].rise: "lots" is not a change: want an amount (10) or a percent (50%), not negative`},
-		{"listen: 127.0.0.1:1\nagent_token_file: t\nhosts: [{name: a, address: 'h:1', host_type: www}]\nlimits:\n  - gauge: load\n    host_types: [db]\n    missing: maybe\n",
-			"f.yaml:5:5: limits[0]: sets no bound: give max, min, rise, fall or aggregate\nf.yaml:6:18: limits[0].host_types[0]: no host has the type \"db\"\nf.yaml:7:5: limits[0].missing: \"maybe\": want fail, ignore or wait"},
-	}
-	for _, tt := range tests {
-		_, err := ParseFleet("f.yaml", []byte(tt.text))
-		if err == nil || err.Error() != tt.want {
-			t.Errorf("%q:\n got %v\nwant %s", tt.text, err, tt.want)
-		}
-	}
-}
-
-func TestFleetAgentTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, notPEM := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.txt")
-	os.WriteFile(ca, selfSigned(t), 0o600)
-	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600)
-	const head = "listen: 127.0.0.1:1\nagent_token_file: t\n"
-	tests := []struct {
-		name, text string
-		fleet      AgentTLS // the fleet's, when want is ""
-		host       *AgentTLS
-		want       string
-	}{
-		{name: "ca_file", text: head + "agent_tls: {ca_file: " + ca + "}\nhosts: [{name: a, address: 'h:1', host_type: www}]\n",
-			fleet: AgentTLS{CAFile: ca}},
-		{name: "host override", text: head + "hosts: [{name: a, address: 'h:1', host_type: www, agent_tls: {insecure: true}}]\n",
-			host: &AgentTLS{Insecure: true}},
-		{name: "neither", text: head + "agent_tls: {}\nhosts: [{name: a, address: 'h:1', host_type: www}]\n",
-			want: "f.yaml:3:1: agent_tls.ca_file: required: the PEM file of the CA that signs the agents' certificates"},
-		{name: "both", text: head + "agent_tls:\n  ca_file: " + ca + "\n  insecure: true\nhosts: [{name: a, address: 'h:1', host_type: www}]\n",
-			want: "f.yaml:5:3: agent_tls.insecure: insecure skips the verification ca_file is for: give one of them"},
-		{name: "missing file", text: head + "hosts:\n  - name: a\n    address: 'h:1'\n    host_type: www\n    agent_tls:\n      ca_file: " + filepath.Join(dir, "none") + "\n",
-			want: "f.yaml:8:7: hosts[0].agent_tls.ca_file: read agents' CA: open " + filepath.Join(dir, "none") + ": no such file or directory"},
-		{name: "not PEM", text: head + "agent_tls:\n  ca_file: " + notPEM + "\nhosts: [{name: a, address: 'h:1', host_type: www}]\n",
-			want: "f.yaml:4:3: agent_tls.ca_file: " + notPEM + " holds no PEM certificate"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, err := ParseFleet("f.yaml", []byte(tt.text))
-			if tt.want != "" {
-				if err == nil || err.Error() != tt.want {
-					t.Fatalf("got %v\nwant %s", err, tt.want)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := f.TLS(f.Hosts[0])
-			switch {
-			case tt.host != nil && (got == nil || *got != *tt.host):
-				t.Errorf("host's TLS %+v, want %+v", got, tt.host)
-			case tt.host == nil && (got == nil || *got != tt.fleet):
-				t.Errorf("host's TLS %+v, want the fleet's %+v", got, tt.fleet)
-			}
-		})
 	}
 }
 
