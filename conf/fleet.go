@@ -38,6 +38,7 @@ type Fleet struct {
 	// (default [5%, 100%]); the first phase takes at least one host of every type.
 	Phases  []Percent `yaml:"phases"`
 	Windows Windows   `yaml:"windows"`
+	Judge   Judge     `yaml:"judge"`
 	// BreachSamples is how many bad samples in a row make a breach, so a
 	// single spike rolls nothing back (default 3).
 	BreachSamples int     `yaml:"breach_samples"`
@@ -233,6 +234,15 @@ func (f *Fleet) validate(c *checker) {
 	if w.Observe < w.SampleInterval {
 		c.errorf("windows.observe", "%s is shorter than one sample interval (%s)", w.Observe, w.SampleInterval)
 	}
+	for _, d := range []struct {
+		field string
+		d     Duration
+	}{{"baseline", w.Baseline}, {"max_wait", w.MaxWait}, {"warmup", w.Warmup}, {"watch", w.Watch}} {
+		if d.d < 0 {
+			c.errorf("windows."+d.field, "%s: must not be negative", d.d)
+		}
+	}
+	f.Judge.validate(c)
 	if f.BreachSamples == 0 {
 		f.BreachSamples = DefaultBreachSamples
 	} else if f.BreachSamples < 0 {
