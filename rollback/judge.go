@@ -1,6 +1,7 @@
 // Package rollback is the coordinator of the cluster immune system: it
-// pushes a revision to a few hosts and then to all, compares every gauge
-// with its baseline, and rolls the release back when they suffer.
+// pushes a revision to a few hosts and then to all, judges every gauge on
+// the hosts running it against the hosts not running it yet, and rolls the
+// release back when it harms them.
 package rollback
 
 import (
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/rollback/stats"
 )
 
 // Sample is one reading of a host's gauges; a gauge it lacks is missing.
@@ -20,45 +22,74 @@ type Sample struct {
 	Gauges map[string]float64 `json:"gauges"`
 }
 
-// HostSamples are the samples of one host: before the push and after the phase.
-type HostSamples struct {
-	Host     string
-	HostType string
-	Baseline []Sample
-	Observed []Sample
-}
-
 // Outcome is a verdict's decision.
 type Outcome string
 
 // The outcomes of a verdict.
 const (
+	// Pass: the phase's window is over and no limit was crossed.
 	Pass Outcome = "pass"
+	// Fail: a limit was crossed with the configured confidence.
 	Fail Outcome = "fail"
-	// Wait: a gauge whose missing policy is "wait" has no reading yet.
+	// Observe: nothing crossed yet and the window is not over.
+	Observe Outcome = "observe"
+	// Wait: the window is over but the evidence is too thin to pass, or a
+	// gauge whose missing policy is "wait" has no reading yet.
 	Wait Outcome = "wait"
 )
 
-// Reading is one gauge on one host, or on a host type's mean, as judged.
+// Role is what a host is to a reading.
+type Role string
+
+// The roles of a host in a phase.
+const (
+	RoleCanary  Role = "canary"  // runs the release
+	RoleControl Role = "control" // does not run it yet
+)
+
+// Reading is one gauge on one host, or the release's effect on one host
+// type, as judged at one look.
 type Reading struct {
-	// Host is empty for a host type's aggregate.
+	// Host is empty for a host type's effect.
 	Host     string `json:"host,omitempty"`
 	HostType string `json:"host_type"`
 	Gauge    string `json:"gauge"`
-	// Pre is the baseline mean, Post the value judged (at the breach, or
-	// the latest); nil when missing.
-	Pre   *float64 `json:"pre"`
-	Post  *float64 `json:"post"`
+	Role     Role   `json:"role,omitempty"`
+	// Test says how the effect was judged: "counts, exact", "levels across
+	// hosts", "before/after at scale", "guard".
+	Test string `json:"test,omitempty"`
+	// Pre is the mean before the phase, Post the mean judged; for an
+	// effect, Post is the hosts running the release and Control what they
+	// would have read without it, as the control hosts show.
+	Pre     *float64 `json:"pre"`
+	Post    *float64 `json:"post"`
+	Control *float64 `json:"control,omitempty"`
+	// Delta is Post-Pre for a host, the effect (Post-Control) for a type.
 	Delta *float64 `json:"delta"`
-	// DeltaPct is the change in percent of Pre, nil when Pre is 0 or missing.
-	DeltaPct  *float64 `json:"delta_pct"`
-	Threshold string   `json:"threshold"`
-	Breached  bool     `json:"breached"`
-	// Why says what breached, or why the reading waits.
+	// DeltaPct is Delta in percent of Pre (Control for an effect).
+	DeltaPct *float64 `json:"delta_pct"`
+	// Low and High bound the effect at the verdict's confidence, in the
+	// units of Delta (nil when unbounded).
+	Low  *float64 `json:"low,omitempty"`
+	High *float64 `json:"high,omitempty"`
+	// Confidence is how sure the effect is past its limit (1 - p).
+	Confidence *float64 `json:"confidence,omitempty"`
+	// Evidence is the share of the phase's observe window seen, 0 to 1.
+	Evidence  float64 `json:"evidence,omitempty"`
+	Canaries  int     `json:"canaries,omitempty"`
+	Controls  int     `json:"controls,omitempty"`
+	Threshold string  `json:"threshold"`
+	Breached  bool    `json:"breached"`
+	// Inconclusive: the evidence cannot yet tell a pass from a breach.
+	Inconclusive bool `json:"inconclusive,omitempty"`
+	// DryRun: the limit is shown, never rolled back for.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Why says in one sentence what breached, or why the reading waits.
 	Why     string `json:"why,omitempty"`
 	Waiting bool   `json:"waiting,omitempty"`
-	// Samples are the post-push values in order (NaN: missing), for sparklines.
-	Samples Series `json:"samples"`
+	// Samples are the host's values since the phase began (NaN: missing),
+	// for sparklines.
+	Samples Series `json:"samples,omitempty"`
 }
 
 // Series is a gauge's values in order, NaN where a sample is missing. JSON
@@ -98,246 +129,217 @@ func (s *Series) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// Verdict is the judgement of one phase.
+// Verdict is the judgement of a phase at one look.
 type Verdict struct {
 	Outcome Outcome `json:"outcome"`
 	// Reason is one sentence: what breached first, or that all held.
-	Reason   string    `json:"reason"`
+	Reason string `json:"reason"`
+	// At is when it was reached; Look counts the looks since the push's
+	// first deploy, of Looks planned.
+	At       time.Time `json:"at,omitzero"`
+	Look     int       `json:"look,omitempty"`
+	Looks    int       `json:"looks,omitempty"`
+	Evidence float64   `json:"evidence"`
 	Readings []Reading `json:"readings"`
 }
 
-// Judge holds every host's samples against the limits: each host's own
-// value, and each host type's mean. A limit breaches after breachSamples
-// bad samples in a row (or the limit's own count), so one spike passes.
-func Judge(phase string, limits []conf.Limit, breachSamples int, hosts []HostSamples) Verdict {
-	v := Verdict{Outcome: Pass}
-	for _, l := range limits {
-		need := breachSamples
-		if l.Samples > 0 {
-			need = l.Samples
-		}
-		byType := map[string][]HostSamples{}
-		var typeOrder []string
-		for _, h := range hosts {
-			if !l.AppliesTo(h.HostType) {
+// Cohort is the hosts one phase switched to the release, with the window
+// before the phase that their change, and the control's, is measured from.
+type Cohort struct {
+	// Phase is the phase's index, from 0.
+	Phase int
+	// Anchor is when the phase began deploying.
+	Anchor time.Time
+	// Switched is when each host of the cohort began running the release.
+	Switched map[string]time.Time
+	// Pre is every host's summary of every gauge before Anchor.
+	Pre map[string]map[string]Summary
+	// Scale: the phase brought most of the fleet onto the release, so a
+	// change of a whole host type that begins with it is blamed on the
+	// push even when the control sees it too (shared infrastructure).
+	Scale bool
+	// Window is how long the phase is observed.
+	Window time.Duration
+	// Holdback: the phase put the release on the control itself; from
+	// then on only the guards and the change at scale are judged.
+	Holdback bool
+}
+
+// Evidence is the share of the cohort's window seen by now.
+func (c Cohort) Evidence(now time.Time) float64 {
+	if c.Window <= 0 {
+		return 1
+	}
+	return min(1, float64(now.Sub(c.Anchor))/float64(c.Window))
+}
+
+// JudgeInput is everything one look of the judge reads.
+type JudgeInput struct {
+	// Label names the phase in reasons: "phase 1".
+	Label  string
+	Fleet  *conf.Fleet
+	Now    time.Time
+	Look   int
+	Looks  int
+	Family int
+	// Cohorts are the phases deployed so far, the one observed last.
+	Cohorts []Cohort
+	// OnRelease is every host running the release, and since when.
+	OnRelease map[string]time.Time
+	// Unreachable hosts are not counted as missing readings.
+	History *History
+	// Final: the window is over, a pass is due unless evidence is thin.
+	Final bool
+}
+
+// level is the significance one test may use at this look: the push's
+// alpha split over the family of tests, spent over the looks.
+func (in JudgeInput) level() float64 {
+	alpha := in.Fleet.Judge.Alpha() / float64(max(in.Family, 1))
+	return stats.SpendPocock(alpha, in.Look, in.Looks)
+}
+
+// Judge judges every limit on every host type at one look: the release's
+// effect against the control for each cohort, the whole type's change at
+// scale, and the guards on each host running the release.
+func Judge(in JudgeInput) Verdict {
+	v := Verdict{Outcome: Observe, At: in.Now, Look: in.Look, Looks: in.Looks}
+	if n := len(in.Cohorts); n > 0 {
+		v.Evidence = in.Cohorts[n-1].Evidence(in.Now)
+	}
+	types := indexTypes(in.Fleet)
+	for _, l := range in.Fleet.Limits {
+		for _, t := range types.order {
+			if !l.AppliesTo(t) {
 				continue
 			}
-			if _, seen := byType[h.HostType]; !seen {
-				typeOrder = append(typeOrder, h.HostType)
-			}
-			byType[h.HostType] = append(byType[h.HostType], h)
-		}
-		for _, t := range typeOrder {
-			group := byType[t]
-			if l.Aggregate != nil {
-				v.add(phase, judgeSeries(l.Gauge, "", t, meanSeries(l.Gauge, group, true), meanSeries(l.Gauge, group, false),
-					*l.Aggregate, l.Missing, need, len(group)))
-			}
-			own := conf.Bounds{Max: l.Max, Min: l.Min, Rise: l.Rise, Fall: l.Fall}
-			if own == (conf.Bounds{}) {
-				continue
-			}
-			for _, h := range group {
-				v.add(phase, judgeSeries(l.Gauge, h.Host, t, series(l.Gauge, h.Baseline), series(l.Gauge, h.Observed), own, l.Missing, need, 1))
+			for _, r := range judgeType(in, l, t, types.hosts[t]) {
+				v.add(in.Label, r)
 			}
 		}
 	}
-	if v.Outcome == Pass {
-		v.Reason = fmt.Sprintf("%s: every gauge held its limits", phase)
+	switch {
+	case v.Outcome == Fail:
+	case !in.Final:
+		v.Outcome = Observe
+		v.Reason = fmt.Sprintf("%s: observing, %.0f%% of the window seen, nothing crossed its limit", in.Label, 100*v.Evidence)
+	case v.Outcome == Wait:
+	default:
+		v.Outcome = Pass
+		v.Reason = fmt.Sprintf("%s: every gauge held its limits against the hosts still on the old release", in.Label)
 	}
 	return v
 }
 
-// add records r, and the first breach (or wait) decides the outcome.
-func (v *Verdict) add(phase string, r Reading) {
+// add records r: the first breach decides the outcome, a reading that
+// waits or is inconclusive makes a final verdict wait.
+func (v *Verdict) add(label string, r Reading) {
 	v.Readings = append(v.Readings, r)
 	switch {
+	case r.DryRun:
 	case r.Breached && v.Outcome != Fail:
 		v.Outcome = Fail
-		v.Reason = phase + ": " + r.Why
-	case r.Waiting && v.Outcome == Pass:
+		v.Reason = label + ": " + r.Why
+	case (r.Waiting || r.Inconclusive) && v.Outcome != Fail && v.Outcome != Wait:
 		v.Outcome = Wait
-		v.Reason = phase + ": " + r.Why
+		v.Reason = label + ": " + r.Why
 	}
 }
 
-// series is a gauge's values over samples, NaN where missing.
-func series(gauge string, samples []Sample) []float64 {
-	out := make([]float64, len(samples))
-	for i, s := range samples {
-		if x, ok := s.Gauges[gauge]; ok {
-			out[i] = x
-		} else {
-			out[i] = math.NaN()
+type typeIndex struct {
+	order []string
+	hosts map[string][]string
+}
+
+func indexTypes(f *conf.Fleet) typeIndex {
+	ix := typeIndex{hosts: map[string][]string{}}
+	for _, h := range f.Hosts {
+		if _, seen := ix.hosts[h.HostType]; !seen {
+			ix.order = append(ix.order, h.HostType)
 		}
+		ix.hosts[h.HostType] = append(ix.hosts[h.HostType], h.Name)
 	}
-	return out
+	return ix
 }
 
-// meanSeries is, sample by sample, the mean over the hosts that have the
-// gauge; for the baseline, the mean of the hosts' baseline means.
-func meanSeries(gauge string, hosts []HostSamples, baseline bool) []float64 {
-	if baseline {
-		var sum float64
-		n := 0
-		for _, h := range hosts {
-			if m, ok := mean(series(gauge, h.Baseline)); ok {
-				sum += m
-				n++
+// judgeType judges one limit on one host type: an effect reading per
+// cohort, a reading at scale where a cohort brought most of the fleet,
+// the guards, and a reading per host for the page.
+func judgeType(in JudgeInput, l conf.Limit, hostType string, hosts []string) []Reading {
+	var out []Reading
+	watching := len(in.Cohorts) > 0 && in.Cohorts[len(in.Cohorts)-1].Holdback
+	for i, c := range in.Cohorts {
+		g := newGroup(in, l, hostType, hosts, c)
+		if !watching && len(g.canaries) > 0 && (l.Rise != nil || l.Fall != nil) {
+			r := g.effect()
+			// An earlier phase's hosts were passed at its verdict: they
+			// are judged on, for a slow burn, but only a breach counts.
+			if i < len(in.Cohorts)-1 && r.Inconclusive {
+				r.Inconclusive, r.Why = false, ""
 			}
+			out = append(out, r)
 		}
-		if n == 0 {
-			return nil
+		if c.Scale && (l.Rise != nil || l.Fall != nil) {
+			out = append(out, g.scale())
 		}
-		return []float64{sum / float64(n)}
 	}
-	rounds := 0
-	for _, h := range hosts {
-		rounds = max(rounds, len(h.Observed))
+	if len(in.Cohorts) > 0 {
+		last := newGroup(in, l, hostType, hosts, in.Cohorts[len(in.Cohorts)-1])
+		out = append(out, last.hostReadings()...)
 	}
-	out := make([]float64, rounds)
 	for i := range out {
-		var sum float64
-		n := 0
-		for _, h := range hosts {
-			if i < len(h.Observed) {
-				if x, ok := h.Observed[i].Gauges[gauge]; ok {
-					sum += x
-					n++
-				}
-			}
-		}
-		out[i] = math.NaN()
-		if n > 0 {
-			out[i] = sum / float64(n)
+		out[i].DryRun = l.DryRun
+		if l.DryRun && out[i].Breached {
+			out[i].Why += " (dry run: not rolled back)"
 		}
 	}
 	return out
 }
 
-func mean(xs []float64) (float64, bool) {
-	var sum float64
-	n := 0
-	for _, x := range xs {
-		if !math.IsNaN(x) {
-			sum += x
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, false
-	}
-	return sum / float64(n), true
-}
-
-// judgeSeries judges one gauge's post-push values against its baseline.
-// hosts is how many hosts an aggregate averages (1 for a host).
-func judgeSeries(gauge, host, hostType string, base, post []float64, b conf.Bounds, missing conf.Missing, need, hosts int) Reading {
-	r := Reading{Host: host, HostType: hostType, Gauge: gauge, Threshold: thresholdText(b), Samples: post}
-	where := fmt.Sprintf("%s on %s", gauge, host)
-	if host == "" {
-		where = fmt.Sprintf("%s on %s (mean of %d hosts)", gauge, hostType, hosts)
-		if hosts == 1 {
-			where = fmt.Sprintf("%s on %s (1 host)", gauge, hostType)
-		}
-	}
-	if pre, ok := mean(base); ok {
-		r.Pre = &pre
-	}
-	run := 0
-	seen := false
-	for _, x := range post {
-		if math.IsNaN(x) {
-			switch missing {
-			case conf.MissingFail:
-				run++
-				if run >= need {
-					r.Breached = true
-					r.Why = fmt.Sprintf("%s has no reading for %d samples in a row", where, run)
-					return r
-				}
-			}
-			// Otherwise a gap is neither good nor bad: a run of bad samples
-			// across it goes on, so a flapping gauge cannot hide a breach.
-			continue
-		}
-		seen = true
-		value := x
-		r.Post = &value
-		why := breach(b, r.Pre, x)
-		if why == "" {
-			run = 0
-			continue
-		}
-		run++
-		if run >= need {
-			r.Breached = true
-			r.Why = fmt.Sprintf("%s %s", where, why)
-			break
-		}
-	}
-	if r.Post != nil && r.Pre != nil {
-		d := *r.Post - *r.Pre
-		r.Delta = &d
-		if *r.Pre != 0 {
-			pct := 100 * d / math.Abs(*r.Pre)
-			r.DeltaPct = &pct
-		}
-	}
-	if !seen && !r.Breached {
-		switch missing {
-		case conf.MissingWait:
-			r.Waiting = true
-			r.Why = fmt.Sprintf("waiting for a reading of %s", where)
-		case conf.MissingFail:
-			if len(post) > 0 {
-				r.Breached = true
-				r.Why = fmt.Sprintf("%s has no reading", where)
-			}
-		}
-	}
-	return r
-}
-
-// breach says how x breaks the bounds given the baseline pre, or "".
-func breach(b conf.Bounds, pre *float64, x float64) string {
-	switch {
-	case b.Max != nil && x > *b.Max:
-		return fmt.Sprintf("is %s, above the limit %s", num(x), num(*b.Max))
-	case b.Min != nil && x < *b.Min:
-		return fmt.Sprintf("is %s, below the limit %s", num(x), num(*b.Min))
-	}
-	if pre == nil {
-		return ""
-	}
-	switch {
-	case b.Rise != nil && x-*pre > b.Rise.Allowed(*pre):
-		return fmt.Sprintf("rose from %s to %s, limit +%s", num(*pre), num(x), b.Rise)
-	case b.Fall != nil && *pre-x > b.Fall.Allowed(*pre):
-		return fmt.Sprintf("fell from %s to %s, limit -%s", num(*pre), num(x), b.Fall)
-	}
-	return ""
-}
-
-// thresholdText writes bounds as a person reads them: "max 6, rise +10".
-func thresholdText(b conf.Bounds) string {
+// thresholdText writes a limit as a person reads it: "max 6, rise +10".
+func thresholdText(l conf.Limit) string {
 	var parts []string
-	if b.Max != nil {
-		parts = append(parts, "max "+num(*b.Max))
+	if l.Max != nil {
+		parts = append(parts, "max "+num(*l.Max))
 	}
-	if b.Min != nil {
-		parts = append(parts, "min "+num(*b.Min))
+	if l.Min != nil {
+		parts = append(parts, "min "+num(*l.Min))
 	}
-	if b.Rise != nil {
-		parts = append(parts, "rise +"+b.Rise.String())
+	if l.Rise != nil {
+		parts = append(parts, "rise "+signedChange(l.Rise))
 	}
-	if b.Fall != nil {
-		parts = append(parts, "fall -"+b.Fall.String())
+	if l.Fall != nil {
+		parts = append(parts, "fall "+strings.TrimPrefix(signedChange(l.Fall), "+"))
 	}
 	return strings.Join(parts, ", ")
+}
+
+func signedChange(c *conf.Change) string {
+	if c.Percent {
+		return c.String()
+	}
+	return "+" + c.String()
 }
 
 // num writes a value with at most three decimals, and no trailing zeros.
 func num(x float64) string {
 	return strconv.FormatFloat(math.Round(x*1000)/1000, 'f', -1, 64)
+}
+
+func ptr(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}
+
+// pct writes a confidence as "99.9%", never rounding up to 100%.
+func pct(conf float64) string {
+	for digits := 1; digits < 10; digits++ {
+		s := strconv.FormatFloat(100*conf, 'f', digits, 64)
+		if v, _ := strconv.ParseFloat(s, 64); v < 100 {
+			return strings.TrimRight(strings.TrimRight(s, "0"), ".") + "%"
+		}
+	}
+	return ">99.9999999%"
 }

@@ -403,25 +403,6 @@ func readingRow(rd Reading) ReadingRow {
 	return row
 }
 
-func optNum(x *float64) string {
-	if x == nil {
-		return "–"
-	}
-	return num(*x)
-}
-
-// signed writes a change with its sign, and a change that rounds to
-// nothing as 0 rather than -0.
-func signed(x float64) string {
-	switch r := math.Round(x*1000) / 1000; {
-	case r > 0:
-		return "+" + num(r)
-	case r < 0:
-		return num(r)
-	}
-	return "0"
-}
-
 // The sparkline's box, in SVG user units.
 const (
 	sparkW = 90.0
@@ -532,7 +513,7 @@ func (s *Server) limitsView(*http.Request) (string, any, error) {
 			row.Fall = "-" + l.Fall.String()
 		}
 		if l.Aggregate != nil {
-			row.Aggregate = "mean: " + thresholdText(*l.Aggregate)
+			row.Aggregate = "mean: " + thresholdText(conf.Limit{Max: l.Aggregate.Max, Min: l.Aggregate.Min, Rise: l.Aggregate.Rise, Fall: l.Aggregate.Fall})
 		}
 		v.Limits = append(v.Limits, row)
 	}

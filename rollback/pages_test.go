@@ -86,26 +86,43 @@ func serve(t *testing.T, f *testFleet) string {
 }
 
 // judged is the verdict on the fleet's hosts for the observed php_errors of
-// each host, given as one value per sample (NaN: missing).
+// the given hosts (the phase's canaries), one value per sample (NaN:
+// missing); the others are the control, calm.
 func judged(f *testFleet, phase string, php map[string][]float64) *Verdict {
-	var hosts []HostSamples
-	for _, h := range f.cfg.Hosts {
-		obs, ok := php[h.Name]
-		if !ok {
-			continue
+	h := NewHistory(24 * time.Hour)
+	co := Cohort{Anchor: at(0), Switched: map[string]time.Time{}, Pre: map[string]map[string]Summary{}, Window: 4 * step}
+	onRelease := map[string]time.Time{}
+	for _, host := range f.cfg.Hosts {
+		var pre []Sample
+		for i := -3; i < 0; i++ {
+			s := Sample{At: at(i), Gauges: map[string]float64{"php_errors": 0, "loadavg1": 1}}
+			pre = append(pre, s)
+			h.Add(host.Name, s)
 		}
-		hs := HostSamples{Host: h.Name, HostType: h.HostType,
-			Baseline: []Sample{{Gauges: map[string]float64{"php_errors": 0.2, "loadavg1": 1}}}}
-		for _, x := range obs {
-			g := map[string]float64{"loadavg1": 1.5}
-			if !math.IsNaN(x) {
-				g["php_errors"] = x
-			}
-			hs.Observed = append(hs.Observed, Sample{Gauges: g})
+		co.Pre[host.Name] = map[string]Summary{"php_errors": Summarize(pre, "php_errors", ""), "loadavg1": Summarize(pre, "loadavg1", "")}
+		if _, canary := php[host.Name]; canary {
+			co.Switched[host.Name] = at(0)
+			onRelease[host.Name] = at(0)
 		}
-		hosts = append(hosts, hs)
 	}
-	v := Judge(phase, f.cfg.Limits, f.cfg.BreachSamples, hosts)
+	var v Verdict
+	for i := range 4 {
+		for _, host := range f.cfg.Hosts {
+			g := map[string]float64{"loadavg1": 1.5, "php_errors": 0}
+			if obs, ok := php[host.Name]; ok && i < len(obs) {
+				delete(g, "php_errors")
+				if !math.IsNaN(obs[i]) {
+					g["php_errors"] = obs[i]
+				}
+			}
+			h.Add(host.Name, Sample{At: at(i), Gauges: g})
+		}
+		v = Judge(JudgeInput{Label: phase, Fleet: f.cfg, Now: at(i), Look: i + 1, Looks: 4, Family: 2,
+			Cohorts: []Cohort{co}, OnRelease: onRelease, History: h, Final: i == 3})
+		if v.Outcome == Fail {
+			break
+		}
+	}
 	return &v
 }
 
@@ -332,8 +349,6 @@ func TestSparkline(t *testing.T) {
 		})
 	}
 }
-
-func ptr(x float64) *float64 { return &x }
 
 func TestSignedDelta(t *testing.T) {
 	for _, tt := range []struct {

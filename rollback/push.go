@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"slices"
 	"sort"
@@ -25,7 +24,8 @@ type State string
 const (
 	StateBaseline    State = "baseline"     // sampling the gauges before the push
 	StateDeploying   State = "deploying"    // putting the revision on a phase's hosts
-	StateObserving   State = "observing"    // sampling the gauges after the phase
+	StateObserving   State = "observing"    // judging the gauges after the phase
+	StateWatching    State = "watching"     // live everywhere, still judged for windows.watch
 	StateRollingBack State = "rolling_back" // switching every touched host back
 	StateReverting   State = "reverting"    // reverting the commit
 	StateLive        State = "live"         // done: live on every host
@@ -47,8 +47,12 @@ type Push struct {
 	// Phase is the index of the phase being deployed or observed.
 	Phase  int         `json:"phase"`
 	Phases []PushPhase `json:"phases"`
-	// Baseline is each host's mean of each gauge before the push.
-	Baseline map[string]map[string]float64 `json:"baseline,omitempty"`
+	// Looks counts the judge's looks since the first deploy.
+	Looks int `json:"looks,omitempty"`
+	// Held: the phase's evidence stayed thin past max_wait and the policy
+	// is hold; Promoted names who moved it on (cleared at each phase).
+	Held     bool   `json:"held,omitempty"`
+	Promoted string `json:"promoted,omitempty"`
 	// Previous is the release each touched host ran before the push.
 	Previous map[string]string `json:"previous,omitempty"`
 	// Touched are the hosts the revision was sent to, in order: every one
@@ -65,11 +69,19 @@ type Push struct {
 type PushPhase struct {
 	Percent float64  `json:"percent"`
 	Hosts   []string `json:"hosts"`
+	// Holdback: the last phase, which puts the release on the hosts held
+	// back as the control, then watches.
+	Holdback bool `json:"holdback,omitempty"`
 	// Deployed is each host's deploy result: "" for done, else the error.
 	Deployed map[string]string `json:"deployed,omitempty"`
-	Started  time.Time         `json:"started,omitzero"`
-	Observed time.Time         `json:"observed,omitzero"`
-	Verdict  *Verdict          `json:"verdict,omitempty"`
+	// Switched is when each host began running the release.
+	Switched map[string]time.Time `json:"switched,omitempty"`
+	// Pre is every host's gauges over the baseline window before the
+	// phase: what the phase's changes are measured from.
+	Pre      map[string]map[string]Summary `json:"pre,omitempty"`
+	Started  time.Time                     `json:"started,omitzero"`
+	Observed time.Time                     `json:"observed,omitzero"`
+	Verdict  *Verdict                      `json:"verdict,omitempty"`
 }
 
 // RevertRecord is the revert of the offending commit.
@@ -91,6 +103,8 @@ func (p *Push) Outcome() string {
 	switch p.State {
 	case StateLive:
 		return "live"
+	case StateWatching:
+		return "live, watching"
 	case StateRolledBack:
 		return "rolled back"
 	}
@@ -157,9 +171,7 @@ func (c *Coordinator) Start(revision, sha256, who string) (*Push, error) {
 		Previous: map[string]string{},
 	}
 	p.ID = strings.ReplaceAll(p.ID, ".", "-")
-	for i, share := range c.Fleet.Phases {
-		p.Phases = append(p.Phases, PushPhase{Percent: float64(share), Hosts: c.phaseHosts(i)})
-	}
+	p.Phases = planPhases(c.Fleet)
 	err := c.Store.UpdateLocks(func(l *Locks) error {
 		if l.Commit != nil {
 			return fmt.Errorf("%w: pushes are blocked since %s after push %s of %s: %s (immune unlock --reason \"...\" clears it)",
@@ -270,8 +282,9 @@ func (c *Coordinator) drive(p *Push) {
 		// A failed step (the store unreachable, a full disk) is retried
 		// from the state last recorded: a push, and above all a rollback,
 		// must not stop half done while the coordinator runs.
+		h := NewHistory(historyKeep(c.Fleet))
 		for attempt := 1; ; attempt++ {
-			err := c.run(ctx, p)
+			err := c.run(ctx, p, h)
 			if err == nil || ctx.Err() != nil {
 				return
 			}
@@ -283,25 +296,6 @@ func (c *Coordinator) drive(p *Push) {
 			}
 		}
 	}()
-}
-
-// phaseHosts picks the hosts that run the revision once phase i is done:
-// the first phase takes at least one host of every type; each phase takes
-// a growing share of every type, in a stable order.
-func (c *Coordinator) phaseHosts(i int) []string {
-	share := float64(c.Fleet.Phases[i]) / 100
-	byType := map[string][]string{}
-	for _, h := range c.Fleet.Hosts {
-		byType[h.HostType] = append(byType[h.HostType], h.Name)
-	}
-	var hosts []string
-	for _, names := range byType {
-		sort.Strings(names)
-		n := int(math.Ceil(share * float64(len(names))))
-		hosts = append(hosts, names[:max(n, 1)]...)
-	}
-	sort.Strings(hosts)
-	return hosts
 }
 
 func (c *Coordinator) host(name string) conf.Host {
@@ -336,7 +330,7 @@ func (c *Coordinator) step(p *Push, s State, format string, args ...any) error {
 }
 
 // run moves a push on from its recorded state until it is done.
-func (c *Coordinator) run(ctx context.Context, p *Push) error {
+func (c *Coordinator) run(ctx context.Context, p *Push, h *History) error {
 	for !p.State.Done() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -344,11 +338,11 @@ func (c *Coordinator) run(ctx context.Context, p *Push) error {
 		var err error
 		switch p.State {
 		case StateBaseline:
-			err = c.baseline(ctx, p)
+			err = c.baseline(ctx, p, h)
 		case StateDeploying:
-			err = c.deploy(ctx, p)
-		case StateObserving:
-			err = c.observe(ctx, p)
+			err = c.deploy(ctx, p, h)
+		case StateObserving, StateWatching:
+			err = c.observe(ctx, p, h)
 		case StateRollingBack:
 			err = c.rollBack(ctx, p)
 		case StateReverting:
@@ -363,83 +357,18 @@ func (c *Coordinator) run(ctx context.Context, p *Push) error {
 	return nil
 }
 
-// baseline samples every host for the baseline window and keeps the means.
-func (c *Coordinator) baseline(ctx context.Context, p *Push) error {
-	samples, err := c.sample(ctx, c.Fleet.Hosts, c.Fleet.Windows.Baseline.D())
-	if err != nil {
-		return err
-	}
-	p.Baseline = map[string]map[string]float64{}
-	for host, ss := range samples {
-		means := map[string]float64{}
-		for gauge := range gaugeNames(ss) {
-			if m, ok := mean(series(gauge, ss)); ok {
-				means[gauge] = m
-			}
-		}
-		p.Baseline[host] = means
-	}
-	p.Phase = 0
-	return c.step(p, StateDeploying, "baseline taken on %d hosts; deploying phase 1", len(samples))
-}
-
-func gaugeNames(ss []Sample) map[string]bool {
-	names := map[string]bool{}
-	for _, s := range ss {
-		for g := range s.Gauges {
-			names[g] = true
-		}
-	}
-	return names
-}
-
-// Snapshot reads every host's gauges once, as each sample of a push does.
-func (c *Coordinator) Snapshot(ctx context.Context) (map[string][]Sample, error) {
-	return c.sample(ctx, c.Fleet.Hosts, 0)
-}
-
-// sample reads every host's gauges each sample interval for d; a host that
-// does not answer gives no sample that round (its gauges are missing).
-func (c *Coordinator) sample(ctx context.Context, hosts []conf.Host, d time.Duration) (map[string][]Sample, error) {
-	out := map[string][]Sample{}
-	var mu sync.Mutex
-	interval := c.Fleet.Windows.SampleInterval.D()
-	end := time.Now().Add(d)
-	for round := 0; ; round++ {
-		began := time.Now()
-		forEach(ctx, hosts, c.parallel(), func(ctx context.Context, h conf.Host) error {
-			rctx, cancel := context.WithTimeout(ctx, interval)
-			defer cancel()
-			s, err := c.Agents.Snapshot(rctx, h)
-			if err != nil {
-				s = Sample{At: time.Now(), Gauges: map[string]float64{}}
-			}
-			mu.Lock()
-			out[h.Name] = append(out[h.Name], s)
-			mu.Unlock()
-			return err
-		})
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		next := began.Add(interval)
-		if !next.Before(end) {
-			return out, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Until(next)):
-		}
-	}
-}
-
 // deploy puts the revision on the hosts of the current phase that do not
 // run it yet. Each host is recorded as touched before it is asked.
-func (c *Coordinator) deploy(ctx context.Context, p *Push) error {
+func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 	ph := &p.Phases[p.Phase]
+	if err := c.anchor(ctx, p, h); err != nil {
+		return err
+	}
 	if ph.Started.IsZero() {
 		ph.Started = time.Now().UTC()
+	}
+	if ph.Switched == nil {
+		ph.Switched = map[string]time.Time{}
 	}
 	if ph.Deployed == nil {
 		ph.Deployed = map[string]string{}
@@ -493,12 +422,17 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push) error {
 		}
 	}
 	todo = ready
-	if err := c.step(p, StateDeploying, "phase %d: deploying to %d hosts", p.Phase+1, len(todo)); err != nil {
+	if err := c.step(p, StateDeploying, "%s: deploying to %d hosts", phaseName(*ph, p.Phase), len(todo)); err != nil {
 		return err
 	}
 	url := c.ArtifactURL(p.SHA256)
 	errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
 		_, err := c.Agents.Deploy(ctx, h, p.Revision, url, p.SHA256)
+		if err == nil {
+			mu.Lock()
+			ph.Switched[h.Name] = time.Now().UTC()
+			mu.Unlock()
+		}
 		return err
 	})
 	if ctx.Err() != nil {
@@ -524,6 +458,16 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push) error {
 		return c.step(p, StateRollingBack, "%s; rolling back", p.Reason)
 	}
 	ph.Observed = time.Time{}
+	if ph.Holdback {
+		if c.window(*ph) <= 0 {
+			p.Finished = time.Now().UTC()
+			if err := c.step(p, StateLive, "live on all %d hosts", p.HostsDone()); err != nil {
+				return err
+			}
+			return c.releasePushLock(p.ID)
+		}
+		return c.step(p, StateWatching, "live on all %d hosts; watching for %s", p.HostsDone(), c.Fleet.Windows.Watch)
+	}
 	return c.step(p, StateObserving, "phase %d: live on %d hosts; observing for %s", p.Phase+1, p.HostsDone(), c.Fleet.Windows.Observe)
 }
 
@@ -535,81 +479,6 @@ func already(p *Push, host string) bool {
 		}
 	}
 	return false
-}
-
-// observe samples the hosts so far for the observation window and judges.
-func (c *Coordinator) observe(ctx context.Context, p *Push) error {
-	ph := &p.Phases[p.Phase]
-	hosts := c.hosts(ph.Hosts)
-	// waited is the time past the observe window spent waiting for a
-	// reading that a gauge with missing: wait holds the verdict for.
-	waited := time.Duration(0)
-	first := true
-	var all map[string][]Sample
-	for {
-		d := c.Fleet.Windows.Observe.D()
-		if !first {
-			// Waiting for a reading: one more round, a sample interval on.
-			// sample takes its first round at once, so the interval is
-			// waited here, or the wait would spin through max_wait at once.
-			d = c.Fleet.Windows.SampleInterval.D()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(d):
-			}
-		}
-		more, err := c.sample(ctx, hosts, d)
-		if err != nil {
-			return err
-		}
-		if all == nil {
-			all = more
-		} else {
-			for h, ss := range more {
-				all[h] = append(all[h], ss...)
-			}
-		}
-		v := Judge(fmt.Sprintf("phase %d", p.Phase+1), c.Fleet.Limits, c.Fleet.BreachSamples, c.hostSamples(p, hosts, all))
-		if v.Outcome == Wait && waited < c.Fleet.Windows.MaxWait.D() {
-			if !first {
-				waited += d
-			}
-			first = false
-			continue
-		}
-		ph.Verdict = &v
-		ph.Observed = time.Now().UTC()
-		if v.Outcome != Pass {
-			p.Reason = v.Reason
-			if v.Outcome == Wait {
-				p.Reason += fmt.Sprintf(" (no reading after waiting %s)", waited)
-			}
-			return c.step(p, StateRollingBack, "%s; rolling back %d hosts", p.Reason, len(p.Touched))
-		}
-		if p.Phase+1 < len(p.Phases) {
-			p.Phase++
-			return c.step(p, StateDeploying, "%s; deploying phase %d", v.Reason, p.Phase+1)
-		}
-		p.Finished = time.Now().UTC()
-		if err := c.step(p, StateLive, "%s; live on all %d hosts", v.Reason, p.HostsDone()); err != nil {
-			return err
-		}
-		return c.releasePushLock(p.ID)
-	}
-}
-
-// hostSamples pairs each host's baseline means with its observed samples.
-func (c *Coordinator) hostSamples(p *Push, hosts []conf.Host, observed map[string][]Sample) []HostSamples {
-	out := make([]HostSamples, 0, len(hosts))
-	for _, h := range hosts {
-		hs := HostSamples{Host: h.Name, HostType: h.HostType, Observed: observed[h.Name]}
-		if base, ok := p.Baseline[h.Name]; ok {
-			hs.Baseline = []Sample{{Gauges: base}}
-		}
-		out = append(out, hs)
-	}
-	return out
 }
 
 // rollbackRefusals is how many times a host may refuse a rollback (a 4xx
