@@ -228,6 +228,7 @@ func (f *Fleet) validate(c *checker) {
 	setDefault(&w.Observe, DefaultObserve)
 	setDefault(&w.SampleInterval, DefaultSampleInterval)
 	setDefault(&w.MaxWait, w.Observe.D())
+	setDefault(&w.Watch, w.Observe.D())
 	if w.SampleInterval.D() < 100*time.Millisecond {
 		c.errorf("windows.sample_interval", "%s is under the 100ms minimum", w.SampleInterval)
 	}

@@ -19,8 +19,14 @@ func TestExampleFleetConfig(t *testing.T) {
 		t.Errorf("windows %+v, revert %+v", f.Windows, f.Revert)
 	}
 	reg := f.Limits[5]
-	if reg.Aggregate == nil || reg.Aggregate.Fall == nil || !reg.Aggregate.Fall.Percent || reg.Aggregate.Fall.Value != 20 || reg.Missing != MissingWait {
+	if reg.Fall == nil || !reg.Fall.Percent || reg.Fall.Value != 25 || reg.Missing != MissingWait || reg.Kind != KindCount {
 		t.Errorf("registrations limit: %+v", reg)
+	}
+	if !f.Limits[4].DryRun || f.Limits[0].Kind != KindAuto {
+		t.Errorf("limits: %+v", f.Limits)
+	}
+	if j := f.Judge; j.Confidence != 99 || j.Inconclusive != InconclusivePass || j.Holdback.Of(3) != 1 || f.Windows.Warmup.D() != 30*time.Second || f.Windows.Watch.D() != 5*time.Minute {
+		t.Errorf("judge %+v, windows %+v", j, f.Windows)
 	}
 }
 

@@ -28,8 +28,8 @@ type Windows struct {
 	// sample.
 	Warmup Duration `yaml:"warmup"`
 	// Watch is how long the coordinator keeps judging once every host runs
-	// the release (default 0: none); a breach then still rolls every host
-	// back, reverts and locks.
+	// the release, the held-back control included (default: the observe
+	// window); a breach then still rolls every host back, reverts and locks.
 	Watch Duration `yaml:"watch"`
 }
 
