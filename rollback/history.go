@@ -57,6 +57,7 @@ type Summary struct {
 	// Sum is their sum; Traffic the sum of the traffic gauge over the same
 	// samples (0 when none is configured or read).
 	Sum     float64 `json:"sum"`
+	SumSq   float64 `json:"sum_sq"`
 	Traffic float64 `json:"traffic,omitempty"`
 	// Early and Late are the means of the window's first and second half,
 	// NaN-free: equal to the mean when a half is empty.
@@ -74,6 +75,15 @@ func (s Summary) Mean() float64 {
 	return s.Sum / float64(s.N)
 }
 
+// Var is the sample variance of the readings, NaN under two.
+func (s Summary) Var() float64 {
+	if s.N < 2 {
+		return math.NaN()
+	}
+	m := s.Mean()
+	return math.Max(0, (s.SumSq-float64(s.N)*m*m)/float64(s.N-1))
+}
+
 // Summarize sums gauge over samples; traffic names the traffic gauge, or "".
 func Summarize(samples []Sample, gauge, traffic string) Summary {
 	s := Summary{Whole: true}
@@ -86,6 +96,7 @@ func Summarize(samples []Sample, gauge, traffic string) Summary {
 		xs = append(xs, x)
 		s.N++
 		s.Sum += x
+		s.SumSq += x * x
 		if x != math.Trunc(x) || x < 0 {
 			s.Whole = false
 		}

@@ -278,9 +278,15 @@ func judgeType(in JudgeInput, l conf.Limit, hostType string, hosts []string) []R
 				r.Inconclusive, r.Why = false, ""
 			}
 			out = append(out, r)
+			// No host of the type is left to compare with: before and
+			// after on the release's own hosts is the only evidence, so
+			// a gross harm still rolls back.
+			if len(g.controls) == 0 && !c.Scale {
+				out = append(out, g.scaleOf(g.canaries, "before/after, no control"))
+			}
 		}
 		if c.Scale && (l.Rise != nil || l.Fall != nil) {
-			out = append(out, g.scale())
+			out = append(out, g.scaleOf(g.all, "before/after at scale"))
 		}
 	}
 	if len(in.Cohorts) > 0 {

@@ -119,7 +119,7 @@ func (g *group) countScale(hosts []hostData) Reading {
 		}
 		scale := c.preExp / c.preN // traffic a host-sample before the phase
 		return additiveTail(threshold, rise, []term{{c.post, c.postExp / scale, 1}, {c.pre, c.preN, -1}})
-	}, nil, fmt.Sprintf("before phase %d, on every %s host", g.c.Phase+1, g.hostType))
+	}, nil, fmt.Sprintf("their own readings before phase %d", g.c.Phase+1))
 	return r
 }
 
@@ -187,9 +187,9 @@ func additiveTail(threshold float64, rise bool, terms []term) float64 {
 	if !past(1) {
 		return 1
 	}
-	lo, hi := -300.0, 0.0 // log10 of the level
+	lo, hi := math.Log10(stats.MinLevel), 0.0 // log10 of the level
 	if past(math.Pow(10, lo)) {
-		return 0
+		return stats.MinLevel
 	}
 	for range 60 {
 		mid := (lo + hi) / 2
@@ -202,17 +202,22 @@ func additiveTail(threshold float64, rise bool, terms []term) float64 {
 	return math.Pow(10, hi)
 }
 
-// scale judges the whole type's change at a phase that brought most of the
-// fleet onto the release.
-func (g *group) scale() Reading {
+// scaleOf judges hosts' change from before the phase, without a control:
+// the whole type at a phase that brought most of the fleet onto the
+// release, or a type with no host left to compare with.
+func (g *group) scaleOf(of []hostData, test string) Reading {
 	var hosts []hostData
-	for _, h := range g.all {
+	for _, h := range of {
 		if h.ok {
 			hosts = append(hosts, h)
 		}
 	}
+	var r Reading
 	if g.kind == conf.KindCount {
-		return g.countScale(hosts)
+		r = g.countScale(hosts)
+	} else {
+		r = g.levelScale(hosts)
 	}
-	return g.levelScale(hosts)
+	r.Test = test
+	return r
 }

@@ -14,9 +14,7 @@ import (
 func (g *group) levelEffect(canaries, controls []hostData) Reading {
 	r := g.base("levels across hosts")
 	r.Canaries, r.Controls = len(canaries), len(controls)
-	// The spread of changes comes from both groups: three hosts in all
-	// give it one degree of freedom.
-	if len(canaries) == 0 || len(controls) == 0 || len(canaries)+len(controls) < 3 {
+	if len(canaries) == 0 || len(controls) == 0 {
 		g.thin(&r, len(canaries), len(controls))
 		return r
 	}
@@ -24,9 +22,23 @@ func (g *group) levelEffect(canaries, controls []hostData) Reading {
 	dk, _, _ := changes(controls)
 	mc, mk := meanOf(dc), meanOf(dk)
 	effect := mc - mk
+	// The spread of changes comes from both groups: three hosts in all
+	// give it one degree of freedom. Under that, each host's own spread
+	// of readings stands in for it.
 	df := float64(len(dc) + len(dk) - 2)
-	s2 := (sumSq(dc, mc) + sumSq(dk, mk)) / df
-	se := math.Sqrt(s2 * (1/float64(len(dc)) + 1/float64(len(dk))))
+	var se float64
+	if df >= 1 {
+		s2 := (sumSq(dc, mc) + sumSq(dk, mk)) / df
+		se = math.Sqrt(s2 * (1/float64(len(dc)) + 1/float64(len(dk))))
+	} else {
+		vc, dfc := withinHost(canaries)
+		vk, dfk := withinHost(controls)
+		se, df = math.Sqrt(vc+vk), math.Min(dfc, dfk)
+		if math.IsNaN(se) || df < 1 {
+			g.thin(&r, len(canaries), len(controls))
+			return r
+		}
+	}
 	counterfactual := meanOf(preC) + mk
 	r.Pre, r.Post, r.Control = ptr(meanOf(preC)), ptr(meanOf(postC)), ptr(counterfactual)
 	g.decide(&r, effect, counterfactual, func(threshold float64, rise bool) float64 {
@@ -48,7 +60,7 @@ func (g *group) levelEffect(canaries, controls []hostData) Reading {
 func (g *group) levelScale(hosts []hostData) Reading {
 	r := g.base("before/after at scale")
 	r.Canaries = len(hosts)
-	if len(hosts) < 2 {
+	if len(hosts) == 0 {
 		return r
 	}
 	d := make([]float64, len(hosts))
@@ -64,6 +76,14 @@ func (g *group) levelScale(hosts []hostData) Reading {
 	effect := meanOf(d)
 	df := float64(len(d) - 1)
 	se := math.Sqrt(sumSq(d, effect) / df / float64(len(d)))
+	if df < 1 {
+		// One host: its own spread of readings before and after.
+		se, df = withinHost(hosts)
+		se = math.Sqrt(se)
+		if math.IsNaN(se) || df < 1 {
+			return r
+		}
+	}
 	base := meanOf(pre)
 	r.Pre, r.Post, r.Control = ptr(base), ptr(meanOf(post)), ptr(base)
 	if g.underWay(&r, meanOf(trend), effect) {
@@ -71,7 +91,7 @@ func (g *group) levelScale(hosts []hostData) Reading {
 	}
 	g.decide(&r, effect, base, func(threshold float64, rise bool) float64 {
 		return tTail(effect, threshold, se, df, rise)
-	}, nil, fmt.Sprintf("before phase %d, on every %s host", g.c.Phase+1, g.hostType))
+	}, nil, fmt.Sprintf("their own readings before phase %d", g.c.Phase+1))
 	return r
 }
 
@@ -98,6 +118,20 @@ func tTail(effect, threshold, se, df float64, rise bool) float64 {
 		return 1
 	}
 	return stats.StudentSF(diff/se, df)
+}
+
+// withinHost is the variance of the mean change of hosts judged on their
+// own readings (each host's readings before and after, as if independent),
+// and the degrees of freedom the smallest of them has.
+func withinHost(hosts []hostData) (variance, df float64) {
+	df = math.Inf(1)
+	n := float64(len(hosts))
+	for _, h := range hosts {
+		v := h.pre.Var()/float64(h.pre.N) + h.post.Var()/float64(h.post.N)
+		variance += v / (n * n)
+		df = math.Min(df, float64(min(h.pre.N, h.post.N)-1))
+	}
+	return variance, df
 }
 
 // changes are each host's post-pre difference, with the pre and post means.

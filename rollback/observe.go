@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/immune-ops/immune/conf"
@@ -144,8 +143,16 @@ func (c *Coordinator) anchor(ctx context.Context, p *Push, h *History) error {
 			return err
 		}
 		now = time.Now()
-		from = now.Add(-c.Fleet.Windows.Baseline.D())
 	}
+	c.anchorAt(p, h, now)
+	return nil
+}
+
+// anchorAt summarizes every host's readings in the baseline window before
+// now as the phase's Pre.
+func (c *Coordinator) anchorAt(p *Push, h *History, now time.Time) {
+	from := now.Add(-c.Fleet.Windows.Baseline.D())
+	ph := &p.Phases[p.Phase]
 	ph.Pre = map[string]map[string]Summary{}
 	for _, host := range c.Fleet.Hosts {
 		ss := h.Window(host.Name, from, now.Add(time.Nanosecond))
@@ -155,7 +162,6 @@ func (c *Coordinator) anchor(ctx context.Context, p *Push, h *History) error {
 		}
 		ph.Pre[host.Name] = sums
 	}
-	return nil
 }
 
 func gaugeNames(ss []Sample) map[string]bool {
@@ -251,56 +257,80 @@ func (c *Coordinator) cohorts(p *Push) ([]Cohort, map[string]time.Time) {
 // back at once; a pass needs the whole window, and waits up to max_wait
 // more while the evidence is too thin; then judge.inconclusive decides.
 func (c *Coordinator) observe(ctx context.Context, p *Push, h *History) error {
-	ph := &p.Phases[p.Phase]
-	label := fmt.Sprintf("phase %d", p.Phase+1)
-	if ph.Holdback {
-		label = "watch"
-	}
-	window := c.window(*ph)
-	deadline := ph.Started.Add(window)
-	giveUp := deadline.Add(c.Fleet.Windows.MaxWait.D())
-	if ph.Holdback {
-		giveUp = deadline
-	}
 	var verdict Verdict
-	var mu sync.Mutex
 	err := c.sampleFor(ctx, h, -1, func() (bool, error) {
-		now := time.Now()
-		cohorts, onRelease := c.cohorts(p)
-		p.Looks++
-		v := Judge(JudgeInput{Label: label, Fleet: c.Fleet, Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
-			Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: !now.Before(deadline)})
-		mu.Lock()
+		v, done := c.look(p, h, time.Now())
 		verdict = v
-		mu.Unlock()
-		ph.Verdict = &v
-		switch {
-		case v.Outcome == Fail, v.Outcome == Pass, p.Promoted != "":
+		if done {
 			return true, nil
-		case v.Outcome == Wait && !now.Before(giveUp):
-			if c.Fleet.Judge.Inconclusive != conf.InconclusiveHold || ph.Holdback || waitingForReading(v) {
-				return true, nil
-			}
-			if !p.Held {
-				p.Held = true
-				c.event(p, "%s after max_wait; holding (judge.inconclusive: hold): breaches still roll back; promote or abort to go on", v.Reason)
-			}
 		}
 		return false, c.Store.SavePush(p)
 	})
 	if err != nil {
 		return err
 	}
-	v := verdict
+	next, msg := c.conclude(p, verdict)
+	if next == StateLive {
+		p.Finished = time.Now().UTC()
+		if err := c.step(p, StateLive, "%s", msg); err != nil {
+			return err
+		}
+		return c.releasePushLock(p.ID)
+	}
+	return c.step(p, next, "%s", msg)
+}
+
+// label names the phase being observed in reasons.
+func label(p *Push) string {
+	if p.Phases[p.Phase].Holdback {
+		return "watch"
+	}
+	return fmt.Sprintf("phase %d", p.Phase+1)
+}
+
+// look judges the phase being observed at now, from the samples in h, and
+// says whether its verdict is reached. It reads nothing but p and h, so a
+// simulated fleet on a virtual clock judges exactly as a real one.
+func (c *Coordinator) look(p *Push, h *History, now time.Time) (Verdict, bool) {
+	ph := &p.Phases[p.Phase]
+	deadline := ph.Started.Add(c.window(*ph))
+	giveUp := deadline.Add(c.Fleet.Windows.MaxWait.D())
+	if ph.Holdback {
+		giveUp = deadline
+	}
+	cohorts, onRelease := c.cohorts(p)
+	p.Looks++
+	v := Judge(JudgeInput{Label: label(p), Fleet: c.Fleet, Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
+		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: !now.Before(deadline)})
+	ph.Verdict = &v
+	switch {
+	case v.Outcome == Fail, v.Outcome == Pass, p.Promoted != "":
+		return v, true
+	case v.Outcome == Wait && !now.Before(giveUp):
+		if c.Fleet.Judge.Inconclusive != conf.InconclusiveHold || ph.Holdback || waitingForReading(v) != "" {
+			return v, true
+		}
+		if !p.Held {
+			p.Held = true
+			c.event(p, "%s after max_wait; holding (judge.inconclusive: hold): breaches still roll back; promote or abort to go on", v.Reason)
+		}
+	}
+	return v, false
+}
+
+// conclude records a phase's final verdict and says where the push goes
+// next, with the event to record.
+func (c *Coordinator) conclude(p *Push, v Verdict) (State, string) {
+	ph := &p.Phases[p.Phase]
 	ph.Observed = time.Now().UTC()
 	switch v.Outcome {
 	case Fail:
 		p.Reason = v.Reason
-		return c.step(p, StateRollingBack, "%s; rolling back %d hosts", p.Reason, len(p.Touched))
+		return StateRollingBack, fmt.Sprintf("%s; rolling back %d hosts", p.Reason, len(p.Touched))
 	case Wait:
-		if waitingForReading(v) {
-			p.Reason = v.Reason + fmt.Sprintf(" (no reading after waiting %s)", c.Fleet.Windows.MaxWait)
-			return c.step(p, StateRollingBack, "%s; rolling back %d hosts", p.Reason, len(p.Touched))
+		if why := waitingForReading(v); why != "" {
+			p.Reason = label(p) + ": " + why + fmt.Sprintf(" (no reading after waiting %s)", c.Fleet.Windows.MaxWait)
+			return StateRollingBack, fmt.Sprintf("%s; rolling back %d hosts", p.Reason, len(p.Touched))
 		}
 		if p.Promoted != "" {
 			v.Reason += "; promoted by " + p.Promoted
@@ -309,35 +339,32 @@ func (c *Coordinator) observe(ctx context.Context, p *Push, h *History) error {
 		}
 		ph.Verdict = &v
 	case Observe:
-		v.Reason = fmt.Sprintf("%s: promoted by %s before the window ended", label, p.Promoted)
+		v.Reason = fmt.Sprintf("%s: promoted by %s before the window ended", label(p), p.Promoted)
 		ph.Verdict = &v
 	}
 	p.Held, p.Promoted = false, ""
 	if p.Phase+1 < len(p.Phases) {
 		p.Phase++
-		return c.step(p, StateDeploying, "%s; deploying %s", v.Reason, phaseName(p.Phases[p.Phase], p.Phase))
+		return StateDeploying, fmt.Sprintf("%s; deploying %s", v.Reason, phaseName(p.Phases[p.Phase], p.Phase))
 	}
-	p.Finished = time.Now().UTC()
-	if err := c.step(p, StateLive, "%s; live on all %d hosts", v.Reason, p.HostsDone()); err != nil {
-		return err
-	}
-	return c.releasePushLock(p.ID)
+	return StateLive, fmt.Sprintf("%s; live on all %d hosts", v.Reason, p.HostsDone())
 }
 
-// waitingForReading reports whether a gauge with missing: wait holds the
-// verdict (then the push fails after max_wait, as a missing gauge is).
-func waitingForReading(v Verdict) bool {
+// waitingForReading says which gauge with missing: wait holds the verdict
+// for want of a reading, or "" (then the push fails after max_wait, as for
+// a missing gauge).
+func waitingForReading(v Verdict) string {
 	for _, r := range v.Readings {
 		if r.Waiting && !r.DryRun {
-			return true
+			return r.Why
 		}
 	}
-	return false
+	return ""
 }
 
 func phaseName(ph PushPhase, i int) string {
 	if ph.Holdback {
-		return fmt.Sprintf("the %d hosts held back as the control", len(ph.Hosts))
+		return "the hosts held back as the control"
 	}
 	return fmt.Sprintf("phase %d", i+1)
 }

@@ -13,15 +13,20 @@ func PoissonLower(x int, a float64) float64 {
 	if x <= 0 {
 		return 0
 	}
-	return mathext.GammaIncRegInv(float64(x), a)
+	return mathext.GammaIncRegInv(float64(x), math.Max(a, MinLevel))
 }
 
 // PoissonUpper is the exact (Garwood) upper confidence bound at one-sided
 // level a for the mean of a Poisson count x: the mean above which seeing x
 // or fewer has chance under a.
 func PoissonUpper(x int, a float64) float64 {
-	return mathext.GammaIncRegInv(float64(x+1), 1-a)
+	// The complement keeps its digits where 1-a would round to 1.
+	return mathext.GammaIncRegCompInv(float64(max(x, 0)+1), math.Max(a, MinLevel))
 }
+
+// MinLevel is the smallest error level the Poisson bounds are computed
+// at: gonum's inversion is exact to there, and no verdict needs more.
+const MinLevel = 1e-60
 
 // BinomialSF is P(X >= x) for X ~ Binomial(n, p), exact through the
 // regularized incomplete beta function, so tiny tails keep their digits.
