@@ -44,6 +44,8 @@ type Fleet struct {
 	BreachSamples int     `yaml:"breach_samples"`
 	Limits        []Limit `yaml:"limits"`
 	Revert        Revert  `yaml:"revert"`
+	// Rollback bounds how long a rollback keeps asking hosts that fail.
+	Rollback Rollback `yaml:"rollback"`
 	// Contacts, ContactGroups, Services and Escalations are what
 	// `immune nagios-config` writes as Nagios or Icinga 2 objects.
 	Contacts      []Contact      `yaml:"contacts"`
@@ -117,6 +119,14 @@ func (t *AgentTLS) CertPool() (*x509.CertPool, error) {
 // unless a host says otherwise.
 const NRPEPort = "5666"
 
+// Rollback is how a rollback treats hosts that do not answer it.
+type Rollback struct {
+	// Timeout is how long hosts that fail the rollback (5xx, no answer)
+	// are retried; then they are recorded as left on the release, and the
+	// revert and the commit lock go ahead (default 10m).
+	Timeout Duration `yaml:"timeout"`
+}
+
 // Revert is how the offending commit is reverted after a rollback.
 type Revert struct {
 	// Repo is the working copy the commands run in.
@@ -136,6 +146,9 @@ const (
 	DefaultSampleInterval = 10 * time.Second
 	DefaultBreachSamples  = 3
 	DefaultRevertTimeout  = 2 * time.Minute
+	// DefaultRollbackTimeout is how long a rollback retries a host that
+	// answers with errors or not at all before leaving it on the release.
+	DefaultRollbackTimeout = 10 * time.Minute
 
 	DefaultCheckInterval        = time.Minute
 	DefaultRetryInterval        = 15 * time.Second
@@ -259,6 +272,10 @@ func (f *Fleet) validate(c *checker) {
 		f.Revert.Push = []string{"git", "push"}
 	}
 	setDefault(&f.Revert.Timeout, DefaultRevertTimeout)
+	setDefault(&f.Rollback.Timeout, DefaultRollbackTimeout)
+	if f.Rollback.Timeout < 0 {
+		c.errorf("rollback.timeout", "%s: must not be negative", f.Rollback.Timeout)
+	}
 	f.validateNotifications(c, types)
 }
 

@@ -298,22 +298,28 @@ func (c *Coordinator) look(p *Push, h *History, now time.Time) (Verdict, bool) {
 	if ph.Holdback {
 		giveUp = deadline
 	}
+	c.takeOrders(p)
 	cohorts, onRelease := c.cohorts(p)
 	p.Looks++
 	v := Judge(JudgeInput{Label: label(p), Fleet: c.Fleet, Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
 		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: !now.Before(deadline)})
+	if p.Aborted != "" {
+		v.Outcome, v.Reason = Fail, fmt.Sprintf("%s: aborted by %s", label(p), p.Aborted)
+	}
 	ph.Verdict = &v
 	switch {
-	case v.Outcome == Fail, v.Outcome == Pass, p.Promoted != "":
+	case v.Outcome == Fail, p.Promoted != "":
+		return v, true
+	case p.Held != "":
+		return v, false
+	case v.Outcome == Pass:
 		return v, true
 	case v.Outcome == Wait && !now.Before(giveUp):
 		if c.Fleet.Judge.Inconclusive != conf.InconclusiveHold || ph.Holdback || waitingForReading(v) != "" {
 			return v, true
 		}
-		if !p.Held {
-			p.Held = true
-			c.event(p, "%s after max_wait; holding (judge.inconclusive: hold): breaches still roll back; promote or abort to go on", v.Reason)
-		}
+		p.Held = "the judge (judge.inconclusive: hold)"
+		c.event(p, "%s after max_wait; held: breaches still roll back; promote or abort to go on", v.Reason)
 	}
 	return v, false
 }
@@ -338,11 +344,13 @@ func (c *Coordinator) conclude(p *Push, v Verdict) (State, string) {
 			v.Reason += "; inconclusive after max_wait, passed (judge.inconclusive: pass)"
 		}
 		ph.Verdict = &v
-	case Observe:
-		v.Reason = fmt.Sprintf("%s: promoted by %s before the window ended", label(p), p.Promoted)
-		ph.Verdict = &v
+	case Observe, Pass:
+		if p.Promoted != "" {
+			v.Reason = fmt.Sprintf("%s: promoted by %s", label(p), p.Promoted)
+			ph.Verdict = &v
+		}
 	}
-	p.Held, p.Promoted = false, ""
+	p.Held, p.Promoted = "", ""
 	if p.Phase+1 < len(p.Phases) {
 		p.Phase++
 		return StateDeploying, fmt.Sprintf("%s; deploying %s", v.Reason, phaseName(p.Phases[p.Phase], p.Phase))

@@ -30,10 +30,11 @@ const (
 	StateReverting   State = "reverting"    // reverting the commit
 	StateLive        State = "live"         // done: live on every host
 	StateRolledBack  State = "rolled_back"  // done: rolled back, reverted, locked
+	StateFailed      State = "failed"       // done: never went live anywhere; nothing to roll back or revert
 )
 
 // Done reports whether a push in state s has ended.
-func (s State) Done() bool { return s == StateLive || s == StateRolledBack }
+func (s State) Done() bool { return s == StateLive || s == StateRolledBack || s == StateFailed }
 
 // Push is one push of a revision to the fleet, as recorded.
 type Push struct {
@@ -49,10 +50,17 @@ type Push struct {
 	Phases []PushPhase `json:"phases"`
 	// Looks counts the judge's looks since the first deploy.
 	Looks int `json:"looks,omitempty"`
-	// Held: the phase's evidence stayed thin past max_wait and the policy
-	// is hold; Promoted names who moved it on (cleared at each phase).
-	Held     bool   `json:"held,omitempty"`
+	// Held says who stopped the push advancing: an operator, or the judge
+	// when the evidence stayed thin past max_wait and judge.inconclusive
+	// is hold. Verdicts still roll back while held.
+	Held string `json:"held,omitempty"`
+	// Promoted says who took the next phase before the verdict, and why
+	// (cleared at each phase); Aborted who rolled the push back, and why.
 	Promoted string `json:"promoted,omitempty"`
+	Aborted  string `json:"aborted,omitempty"`
+	// Forgotten are hosts an operator gave up on, with who and why: they
+	// are neither deployed to nor rolled back any more.
+	Forgotten map[string]string `json:"forgotten,omitempty"`
 	// Previous is the release each touched host ran before the push.
 	Previous map[string]string `json:"previous,omitempty"`
 	// Touched are the hosts the revision was sent to, in order: every one
@@ -107,6 +115,8 @@ func (p *Push) Outcome() string {
 		return "live, watching"
 	case StateRolledBack:
 		return "rolled back"
+	case StateFailed:
+		return "failed"
 	}
 	return "in progress"
 }
@@ -147,7 +157,8 @@ type Coordinator struct {
 	// shared store only the one holding the leader lock does. Nil: always.
 	Leading func() bool
 
-	wg sync.WaitGroup
+	wg     sync.WaitGroup
+	orders orders
 }
 
 func (c *Coordinator) parallel() int {
@@ -335,6 +346,13 @@ func (c *Coordinator) run(ctx context.Context, p *Push, h *History) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		c.takeOrders(p)
+		if p.Aborted != "" && (p.State == StateBaseline || p.State == StateDeploying) {
+			if err := c.abort(p); err != nil {
+				return err
+			}
+			continue
+		}
 		var err error
 		switch p.State {
 		case StateBaseline:
@@ -380,6 +398,10 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 	for _, name := range ph.Hosts {
 		if already(p, name) {
 			ph.Deployed[name] = ""
+			continue
+		}
+		if why, gone := p.Forgotten[name]; gone {
+			ph.Deployed[name] = "forgotten by " + why
 			continue
 		}
 		todo = append(todo, c.host(name))
@@ -455,6 +477,11 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 		}
 		sort.Strings(names)
 		p.Reason = fmt.Sprintf("phase %d: deploy failed on %d of %d hosts (%s: %s)", p.Phase+1, len(errs), len(todo)+len(unreadable), names[0], errs[names[0]])
+		if p.HostsDone() == 0 {
+			// No host switched: the release never went live, so there is
+			// nothing to roll back, no regression to revert, no lock.
+			return c.fail(p, "%s; no host runs it: nothing to roll back, no revert, no lock", p.Reason)
+		}
 		return c.step(p, StateRollingBack, "%s; rolling back", p.Reason)
 	}
 	ph.Observed = time.Time{}
@@ -511,15 +538,34 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 	}
 	refusals := map[string]int{}
 	var failed []string
+	began := time.Now()
+	lastLeft := -1
 	for attempt := 1; ; attempt++ {
+		c.takeOrders(p)
 		var todo []conf.Host
 		for _, name := range p.Touched {
 			if e, ok := p.RolledBack[name]; ok && e == "" || slices.Contains(nothing, name) || slices.Contains(failed, name) {
 				continue
 			}
+			if why, gone := p.Forgotten[name]; gone {
+				failed = append(failed, name)
+				p.RolledBack[name] = "forgotten by " + why
+				c.event(p, "rollback FAILED on %s: forgotten by %s; left on %s", name, why, p.Revision)
+				continue
+			}
 			todo = append(todo, c.host(name))
 		}
 		if len(todo) == 0 {
+			break
+		}
+		if limit := c.Fleet.Rollback.Timeout.D(); attempt > 1 && time.Since(began) > limit {
+			// A host that answers 5xx or nothing for this long will not be
+			// put back by asking: the revert and the lock must not wait.
+			for _, h := range todo {
+				failed = append(failed, h.Name)
+				c.event(p, "rollback FAILED on %s after %d attempts over %s (%s); left on %s", h.Name, attempt-1, limit, p.RolledBack[h.Name], p.Revision)
+				c.Log.Error("host left on the bad release", "push", p.ID, "host", h.Name, "revision", p.Revision, "last_error", p.RolledBack[h.Name])
+			}
 			break
 		}
 		errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
@@ -552,7 +598,13 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 		if retry == 0 {
 			continue // those left were given up on: the loop ends
 		}
-		if err := c.step(p, StateRollingBack, "rollback attempt %d: %d hosts not rolled back yet; retrying", attempt, retry); err != nil {
+		// One event when the count of hosts left changes, not one a retry:
+		// a host down for an hour must not grow the push by thousands.
+		if retry != lastLeft {
+			lastLeft = retry
+			c.event(p, "rollback attempt %d: %d hosts not rolled back yet; retrying until %s", attempt, retry, c.Fleet.Rollback.Timeout)
+		}
+		if err := c.Store.SavePush(p); err != nil {
 			return err
 		}
 		select {
