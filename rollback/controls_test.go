@@ -3,6 +3,8 @@ package rollback
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +153,41 @@ func TestDeployNowhereFails(t *testing.T) {
 	}
 	if l, _ := f.c.Store.Locks(); l.Commit != nil || l.Push != "" {
 		t.Errorf("locks %+v", l)
+	}
+}
+
+func TestOrdersAPI(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www"}, phpLimits, calm)
+	base := serve(t, f)
+	p, _ := f.c.Start("good", sha, "gil")
+	f.until(t, p.ID, "observing", observing)
+	post := func(id, token, body string) (int, string) {
+		req, _ := http.NewRequest("POST", base+"/api/v1/pushes/"+id+"/orders", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tt := range []struct {
+		id, token, body string
+		code            int
+		want            string
+	}{
+		{p.ID, "wrong", `{"kind":"hold","who":"gil"}`, 401, ""},
+		{"nope", operatorToken, `{"kind":"hold","who":"gil"}`, 404, "no such push in progress"},
+		{p.ID, operatorToken, `{"kind":"explode","who":"gil"}`, 400, `unknown order \"explode\"`},
+		{p.ID, operatorToken, `{"kind":"forget-host","who":"gil","host":"www9","reason":"x"}`, 400, `no host \"www9\"`},
+		{p.ID, operatorToken, `{"kind":"abort","who":"gil","reason":"not today"}`, 202, `"kind": "abort"`},
+	} {
+		if code, body := post(tt.id, tt.token, tt.body); code != tt.code || !strings.Contains(body, tt.want) {
+			t.Errorf("%s: %d %s, want %d %s", tt.body, code, body, tt.code, tt.want)
+		}
+	}
+	if p = f.wait(t, p.ID); p.State != StateRolledBack || !strings.Contains(p.Reason, "aborted by gil: not today") {
+		t.Errorf("push %s: %q", p.State, p.Reason)
 	}
 }

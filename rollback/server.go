@@ -43,6 +43,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/pushes/{id}", s.push)
 	mux.HandleFunc("GET /api/v1/locks", s.locks)
 	mux.Handle("POST /api/v1/unlock", s.need(s.OperatorToken, s.unlock))
+	mux.Handle("POST /api/v1/pushes/{id}/orders", s.need(s.OperatorToken, s.order))
 	s.pageRoutes(mux)
 	return mux
 }
