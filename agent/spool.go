@@ -15,11 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/renameio/v2"
 
+	"github.com/immune-ops/immune/dirlock"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -67,7 +67,7 @@ type Spool struct {
 	tail    *os.File   // the last segment, open for appending; nil until the first Append
 	next    uint64     // Seq of the next Append
 	cursors map[string]*cursor
-	lock    *os.File // holds the spool's flock
+	lock    *dirlock.Lock // holds the spool's flock
 }
 
 type segment struct {
@@ -134,19 +134,8 @@ func OpenSpool(dir string, maxBytes int64, targets []string, log *slog.Logger) (
 	return s, nil
 }
 
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open spool lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("spool %s is in use by another agent", dir)
-		}
-		return nil, fmt.Errorf("lock spool %s: %w", dir, err)
-	}
-	return f, nil
+func lockDir(dir string) (*dirlock.Lock, error) {
+	return dirlock.Take(dir, "agent's spool")
 }
 
 // loadSegments finds the segment files and reads the last one, which may
@@ -602,7 +591,7 @@ func (s *Spool) Close() error {
 	}
 	if s.lock != nil {
 		// Closing the file releases the flock.
-		errs = append(errs, s.lock.Close())
+		errs = append(errs, s.lock.Release())
 		s.lock = nil
 	}
 	if err := errors.Join(errs...); err != nil {

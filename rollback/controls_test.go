@@ -191,3 +191,18 @@ func TestOrdersAPI(t *testing.T) {
 		t.Errorf("push %s: %q", p.State, p.Reason)
 	}
 }
+
+// TestBusyAgentIsWaitedFor: an agent still running the deploy a killed
+// coordinator sent answers 409; the restarted coordinator waits and asks
+// again, and the good release goes live rather than being rolled back.
+func TestBusyAgentIsWaitedFor(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www"}, phpLimits, calm)
+	f.agents["www1"].busy = 2
+	p, _ := f.c.Start("good", sha, "hal")
+	if p = f.wait(t, p.ID); p.State != StateLive {
+		t.Fatalf("push %s: %s", p.State, p.Reason)
+	}
+	if a := f.agents["www1"]; a.current != "good" || a.busy != 0 {
+		t.Errorf("www1 on %q, %d busy answers left", a.current, a.busy)
+	}
+}

@@ -449,7 +449,7 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 	}
 	url := c.ArtifactURL(p.SHA256)
 	errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
-		_, err := c.Agents.Deploy(ctx, h, p.Revision, url, p.SHA256)
+		err := c.deployHost(ctx, h, p.Revision, url, p.SHA256)
 		if err == nil {
 			mu.Lock()
 			ph.Switched[h.Name] = time.Now().UTC()
@@ -496,6 +496,31 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 		return c.step(p, StateWatching, "live on all %d hosts; watching for %s", p.HostsDone(), c.Fleet.Windows.Watch)
 	}
 	return c.step(p, StateObserving, "phase %d: live on %d hosts; observing for %s", p.Phase+1, p.HostsDone(), c.Fleet.Windows.Observe)
+}
+
+// deployPatience is how long a host that answers "not now" (409: another
+// deploy still runs there, as after a coordinator restart mid-deploy;
+// 408, 425, 429) is asked again before its deploy counts as failed.
+const deployPatience = 5 * time.Minute
+
+// deployHost deploys to one host, waiting out "not now": the deploy is
+// idempotent on the agent (the same revision again is a no-op), so asking
+// again once the running one ends is safe, and rolling back a good
+// release because the agent was busy is not.
+func (c *Coordinator) deployHost(ctx context.Context, h conf.Host, revision, url, sum string) error {
+	deadline := time.Now().Add(deployPatience)
+	for attempt := 1; ; attempt++ {
+		_, err := c.Agents.Deploy(ctx, h, revision, url, sum)
+		var se *StatusError
+		if err == nil || !errors.As(err, &se) || se.Code/100 != 4 || se.Refused() || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
 }
 
 // already reports whether an earlier phase deployed to the host.

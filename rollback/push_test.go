@@ -42,6 +42,9 @@ type standIn struct {
 	// refuseRollback answers rollbacks 404, as an agent without the release does.
 	refuseRollback bool
 	rollbacks      int
+	// busy answers this many deploys 409, as an agent whose deploy from
+	// before a coordinator restart still runs.
+	busy int
 }
 
 func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +67,11 @@ func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/api/v1/release":
 		reply(release())
 	case "/api/v1/deploy":
+		if a.busy > 0 {
+			a.busy--
+			http.Error(w, "another deploy is running", http.StatusConflict)
+			return
+		}
 		var req map[string]string
 		json.NewDecoder(r.Body).Decode(&req)
 		if req["revision"] != a.current {

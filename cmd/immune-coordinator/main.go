@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/dirlock"
 	"github.com/immune-ops/immune/rollback"
 	"github.com/immune-ops/immune/rollback/mysqlstore"
 )
@@ -72,10 +73,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // serve runs the coordinator until ctx ends: it resumes a push that was in
 // progress, then serves its API.
 func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
+	// One coordinator a data dir: two would drive the same push and run
+	// its revert twice.
+	if err := os.MkdirAll(fleet.DataDir, 0o700); err != nil {
+		return fmt.Errorf("make data_dir: %w", err)
+	}
+	held, err := dirlock.Take(fleet.DataDir, "coordinator")
+	if err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	defer held.Release()
 	// A shared MySQL store when configured, else files in the data dir.
 	var store rollback.Store
 	var shared *mysqlstore.Store
-	var err error
 	if fleet.MySQL != "" {
 		if shared, err = mysqlstore.Open(ctx, fleet.MySQL); err != nil {
 			return err
