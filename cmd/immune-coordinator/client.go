@@ -95,6 +95,11 @@ func whoami() string {
 }
 
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if _, ok := orderKinds[args[0]]; ok {
+			return runOrder(ctx, args[0], args[1:], stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("immune push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	newClient := clientFlags(fs)
@@ -156,6 +161,9 @@ func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer)
 			return 0
 		case rollback.StateRolledBack:
 			fmt.Fprintf(stdout, "ROLLED BACK: %s\n", p.Reason)
+			return 1
+		case rollback.StateFailed:
+			fmt.Fprintf(stdout, "FAILED: %s\n", p.Reason)
 			return 1
 		}
 		select {

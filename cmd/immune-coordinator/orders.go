@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/immune-ops/immune/rollback"
+)
+
+// orderKinds are the verbs of `immune push VERB ID`: an operator's orders
+// to a running push.
+var orderKinds = map[string]string{
+	rollback.OrderAbort:      "roll the push back now",
+	rollback.OrderHold:       "stop advancing the push; verdicts still roll it back",
+	rollback.OrderResume:     "let a held push advance again",
+	rollback.OrderPromote:    "skip the rest of this phase's observation and take the next phase now",
+	rollback.OrderForgetHost: "stop retrying a host that will not come back (immune push forget-host ID HOST)",
+}
+
+// runOrder gives the order kind to a push: immune push KIND ID [HOST] --reason "...".
+func runOrder(ctx context.Context, kind string, args []string, stdout, stderr io.Writer) int {
+	name := "immune push " + kind
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s ID%s [flags]: %s\n", name, map[bool]string{true: " HOST", false: ""}[kind == rollback.OrderForgetHost], orderKinds[kind])
+		fs.PrintDefaults()
+	}
+	newClient := clientFlags(fs)
+	reason := fs.String("reason", "", "why (required for abort, promote and forget-host)")
+	who := fs.String("who", whoami(), "who gives the order")
+	// The push's ID (and host) come first, flags after, as people type them.
+	var positional []string
+	for len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		positional, args = append(positional, args[0]), args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	positional = append(positional, fs.Args()...)
+	want := 1
+	if kind == rollback.OrderForgetHost {
+		want = 2
+	}
+	if len(positional) != want {
+		fs.Usage()
+		return 2
+	}
+	c, err := newClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	o := rollback.Order{Kind: kind, Who: *who, Reason: *reason}
+	if want == 2 {
+		o.Host = positional[1]
+	}
+	body, _ := json.Marshal(o)
+	if err := c.do(ctx, "POST", "/api/v1/pushes/"+positional[0]+"/orders", bytes.NewReader(body), nil); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %s taken by push %s; it acts on it at its next step\n", kind, *who, positional[0])
+	return 0
+}
