@@ -190,13 +190,30 @@ type JudgeInput struct {
 	History *History
 	// Final: the window is over, a pass is due unless evidence is thin.
 	Final bool
+	// Closing: this is the phase's first final look, the one a pass or a
+	// breach at the end of the window is decided at, which most of the
+	// error is kept for.
+	Closing bool
 }
 
+// earlyShare is the share of a test's error spent over the looks before
+// the window closes: enough for gross harm, which is far past any level,
+// to roll back within a few samples; the rest is kept for the closing look,
+// where a moderate effect has its whole window of evidence.
+const earlyShare = 0.2
+
 // level is the significance one test may use at this look: the push's
-// alpha split over the family of tests, spent over the looks.
-func (in JudgeInput) level() float64 {
+// alpha split over the family of tests (Bonferroni), then over the looks
+// (a share spent evenly at every look, the rest at the closing look of the
+// test's own phase); the shares sum to alpha, so looking again and again
+// keeps the error at alpha.
+func (in JudgeInput) level(cohort int) float64 {
 	alpha := in.Fleet.Judge.Alpha() / float64(max(in.Family, 1))
-	return stats.SpendPocock(alpha, in.Look, in.Looks)
+	l := stats.SpendPocock(earlyShare*alpha, in.Look, in.Looks)
+	if in.Closing && cohort == len(in.Cohorts)-1 {
+		l += (1 - earlyShare) * alpha
+	}
+	return l
 }
 
 // Judge judges every limit on every host type at one look: the release's

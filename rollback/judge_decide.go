@@ -19,12 +19,14 @@ func (g *group) decide(r *Reading, effect, counterfactual float64, tail func(thr
 	if counterfactual != 0 {
 		r.DeltaPct = ptr(100 * effect / math.Abs(counterfactual))
 	}
-	alpha := g.in.Fleet.Judge.Alpha()
+	// The interval's each side is a one-sided bound at the confidence: a
+	// pass needs the side toward the limit to exclude it.
+	alpha := 2 * g.in.Fleet.Judge.Alpha()
 	if interval != nil {
 		lo, hi := interval(alpha)
 		r.Low, r.High = ptr(lo), ptr(hi)
 	}
-	level := g.in.level()
+	level := g.in.level(g.cohortIndex())
 	for _, side := range []struct {
 		rise   bool
 		change bool
@@ -74,8 +76,10 @@ func (g *group) sentence(r *Reading, rise bool, against string, conf float64) st
 	} else if r.Delta != nil {
 		size = fmt.Sprintf("by %s", num(math.Abs(*r.Delta)))
 	}
-	what := "limit rise " + signedChange(g.l.Rise)
-	if !rise {
+	var what string
+	if rise {
+		what = "limit rise " + signedChange(g.l.Rise)
+	} else {
 		what = "limit fall " + g.l.Fall.String()
 	}
 	return fmt.Sprintf("%s %s %s against %s (%s vs %s a sample, %s confidence; %s)",
@@ -139,4 +143,14 @@ func signed(x float64) string {
 		return num(r)
 	}
 	return "0"
+}
+
+// cohortIndex is the group's cohort's place among the input's cohorts.
+func (g *group) cohortIndex() int {
+	for i, c := range g.in.Cohorts {
+		if c.Phase == g.c.Phase {
+			return i
+		}
+	}
+	return -1
 }

@@ -92,7 +92,7 @@ func (tr trial) run() (Verdict, int) {
 			h.Add(host.Name, Sample{At: at(i), Gauges: tr.gen(host.Name, canary[host.Name], i)})
 		}
 		v = Judge(JudgeInput{Label: "phase 1", Fleet: tr.fleet, Now: at(i), Look: i + 1, Looks: tr.post, Family: 4,
-			Cohorts: []Cohort{co}, OnRelease: onRelease, History: h, Final: i == tr.post-1})
+			Cohorts: []Cohort{co}, OnRelease: onRelease, History: h, Final: i == tr.post-1, Closing: i == tr.post-1})
 		if v.Outcome != Observe {
 			return v, i + 1
 		}
@@ -211,7 +211,7 @@ func TestJudgeScenarios(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.n.seed = 7
-			v, looks := trial{fleet: fl, canaries: canaries, gen: tt.n.gen, pre: 6, post: 18}.run()
+			v, looks := trial{fleet: fl, canaries: canaries, gen: tt.n.gen, pre: 18, post: 30}.run()
 			if v.Outcome != tt.outcome || !strings.Contains(v.Reason, tt.reason) {
 				t.Fatalf("got %s after %d looks: %s\nwant %s %q", v.Outcome, looks, v.Reason, tt.outcome, tt.reason)
 			}
@@ -232,7 +232,7 @@ func TestJudgeExplains(t *testing.T) {
 		}
 		return x
 	}}
-	v, _ := trial{fleet: fl, canaries: []string{"www01", "www02", "www03"}, gen: n.gen, pre: 6, post: 18}.run()
+	v, _ := trial{fleet: fl, canaries: []string{"www01", "www02", "www03"}, gen: n.gen, pre: 18, post: 30}.run()
 	want := `^phase 1: registrations on www fell \d+(\.\d+)?% against the hosts still on the old release \([\d.]+ vs [\d.]+ a sample, [\d.]+% confidence; limit fall 25%\)$`
 	if v.Outcome != Fail || !matches(want, v.Reason) {
 		t.Fatalf("got %s: %q\nwant %s", v.Outcome, v.Reason, want)
@@ -357,7 +357,7 @@ func TestJudgeFalseRollbacks(t *testing.T) {
 		case 2:
 			n.traffic = func(i int) float64 { return 1 - 0.015*float64(i+6) }
 		}
-		if v, _ := (trial{fleet: fl, canaries: []string{"www01", "www02"}, gen: n.gen, pre: 6, post: 18}).run(); v.Outcome == Fail {
+		if v, _ := (trial{fleet: fl, canaries: []string{"www01", "www02"}, gen: n.gen, pre: 18, post: 30}).run(); v.Outcome == Fail {
 			rolled++
 			t.Logf("seed %d: %s", seed, v.Reason)
 		}

@@ -301,8 +301,11 @@ func (c *Coordinator) look(p *Push, h *History, now time.Time) (Verdict, bool) {
 	c.takeOrders(p)
 	cohorts, onRelease := c.cohorts(p)
 	p.Looks++
+	final := !now.Before(deadline)
+	closing := final && !ph.Closed
+	ph.Closed = ph.Closed || final
 	v := Judge(JudgeInput{Label: label(p), Fleet: c.Fleet, Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
-		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: !now.Before(deadline)})
+		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: final, Closing: closing})
 	if p.Aborted != "" {
 		v.Outcome, v.Reason = Fail, fmt.Sprintf("%s: aborted by %s", label(p), p.Aborted)
 	}

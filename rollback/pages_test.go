@@ -118,7 +118,7 @@ func judged(f *testFleet, phase string, php map[string][]float64) *Verdict {
 			h.Add(host.Name, Sample{At: at(i), Gauges: g})
 		}
 		v = Judge(JudgeInput{Label: phase, Fleet: f.cfg, Now: at(i), Look: i + 1, Looks: 4, Family: 2,
-			Cohorts: []Cohort{co}, OnRelease: onRelease, History: h, Final: i == 3})
+			Cohorts: []Cohort{co}, OnRelease: onRelease, History: h, Final: i == 3, Closing: i == 3})
 		if v.Outcome == Fail {
 			break
 		}

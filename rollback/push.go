@@ -86,10 +86,13 @@ type PushPhase struct {
 	Switched map[string]time.Time `json:"switched,omitempty"`
 	// Pre is every host's gauges over the baseline window before the
 	// phase: what the phase's changes are measured from.
-	Pre      map[string]map[string]Summary `json:"pre,omitempty"`
-	Started  time.Time                     `json:"started,omitzero"`
-	Observed time.Time                     `json:"observed,omitzero"`
-	Verdict  *Verdict                      `json:"verdict,omitempty"`
+	Pre     map[string]map[string]Summary `json:"pre,omitempty"`
+	Started time.Time                     `json:"started,omitzero"`
+	// Closed: the phase's window has closed and its closing look, which
+	// most of the judge's error is kept for, is taken.
+	Closed   bool      `json:"closed,omitempty"`
+	Observed time.Time `json:"observed,omitzero"`
+	Verdict  *Verdict  `json:"verdict,omitempty"`
 }
 
 // RevertRecord is the revert of the offending commit.

@@ -13,15 +13,49 @@ func PoissonLower(x int, a float64) float64 {
 	if x <= 0 {
 		return 0
 	}
-	return mathext.GammaIncRegInv(float64(x), math.Max(a, MinLevel))
+	// P(X >= x; mean) is the regularized lower incomplete gamma P(x, mean),
+	// rising in mean: bisect its log, which keeps its digits in the tail
+	// where gonum's own inversion loses them.
+	target := math.Log(math.Max(a, MinLevel))
+	return bisectLog(func(mean float64) bool {
+		return math.Log(mathext.GammaIncReg(float64(x), mean)) >= target
+	}, float64(x))
 }
 
 // PoissonUpper is the exact (Garwood) upper confidence bound at one-sided
 // level a for the mean of a Poisson count x: the mean above which seeing x
 // or fewer has chance under a.
 func PoissonUpper(x int, a float64) float64 {
-	// The complement keeps its digits where 1-a would round to 1.
-	return mathext.GammaIncRegCompInv(float64(max(x, 0)+1), math.Max(a, MinLevel))
+	// P(X <= x; mean) is the regularized upper incomplete gamma
+	// Q(x+1, mean), falling in mean.
+	target := math.Log(math.Max(a, MinLevel))
+	return bisectLog(func(mean float64) bool {
+		return math.Log(mathext.GammaIncRegComp(float64(max(x, 0)+1), mean)) <= target
+	}, float64(max(x, 1)))
+}
+
+// bisectLog finds the mean where turn becomes true, turn being false below
+// it and true above, by bisection on its log around guess.
+func bisectLog(turn func(mean float64) bool, guess float64) float64 {
+	lo, hi := math.Log(guess)-1, math.Log(guess)+1
+	for !turn(math.Exp(hi)) {
+		lo, hi = hi, hi+2*(hi-lo)
+	}
+	for turn(math.Exp(lo)) {
+		hi, lo = lo, lo-2*(hi-lo)
+	}
+	for range 100 {
+		mid := (lo + hi) / 2
+		if mid == lo || mid == hi {
+			break
+		}
+		if turn(math.Exp(mid)) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return math.Exp((lo + hi) / 2)
 }
 
 // MinLevel is the smallest error level the Poisson bounds are computed
