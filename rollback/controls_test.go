@@ -91,17 +91,8 @@ func TestOrders(t *testing.T) {
 	})
 	t.Run("forget a host that will not come back", func(t *testing.T) {
 		f := newTestFleet(t, hosts, phpLimits+"rollback: {timeout: 1h}\n", badOnWWW)
+		f.agents["www1"].diesOnRelease = true
 		p, _ := f.c.Start("bad", sha, "di")
-		gone := f.agents["www1"]
-		f.until(t, p.ID, "observing", func(p *Push) bool {
-			gone.mu.Lock()
-			defer gone.mu.Unlock()
-			if gone.current == "bad" {
-				gone.down = true
-				return true
-			}
-			return false
-		})
 		f.until(t, p.ID, "rolling back", func(p *Push) bool { return p.State == StateRollingBack })
 		if err := f.c.Command(p.ID, Order{Kind: OrderForgetHost, Who: "di", Host: "www1", Reason: "disk died"}); err != nil {
 			t.Fatal(err)
@@ -118,14 +109,8 @@ func TestOrders(t *testing.T) {
 // the lock go ahead, and the push records it once, not once a retry.
 func TestRollbackGivesUpInTime(t *testing.T) {
 	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www"}, phpLimits+"rollback: {timeout: 2s}\n", badOnWWW)
+	f.agents["www1"].diesOnRelease = true
 	p, _ := f.c.Start("bad", sha, "ed")
-	gone := f.agents["www1"]
-	f.until(t, p.ID, "www1 on bad", func(*Push) bool {
-		gone.mu.Lock()
-		defer gone.mu.Unlock()
-		gone.down = gone.current == "bad"
-		return gone.down
-	})
 	p = f.wait(t, p.ID)
 	if p.State != StateRolledBack || !strings.Contains(p.Reason, "rollback FAILED on www1") || p.Revert == nil {
 		t.Fatalf("push %s: %q", p.State, p.Reason)

@@ -382,8 +382,9 @@ func TestE2ECoordinatorKilledDuringObserve(t *testing.T) {
 }
 
 // TestE2EMaliciousArtifact pushes an artifact with an entry that climbs out
-// of the release dir: every agent refuses it (422) and unpacks nothing, and
-// the push takes the deploy failure path: rolled back, reverted, locked.
+// of the release dir: every agent refuses it (422) and unpacks nothing, so
+// the release never went live: the push fails, with nothing to roll back,
+// no revert and no commit lock.
 func TestE2EMaliciousArtifact(t *testing.T) {
 	f := startFleet(t, 4)
 	ctx := t.Context()
@@ -392,8 +393,8 @@ func TestE2EMaliciousArtifact(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := push(t, f, evil)
-	if p.State != rollback.StateRolledBack || p.Phase != 0 {
-		t.Fatalf("push ended %s in phase %d, want rolled back in phase 1: %s", p.State, p.Phase+1, p.Reason)
+	if p.State != rollback.StateFailed || p.Phase != 0 {
+		t.Fatalf("push ended %s in phase %d, want failed in phase 1: %s", p.State, p.Phase+1, p.Reason)
 	}
 	if !strings.Contains(p.Reason, "deploy failed") || !strings.Contains(p.Reason, "422") {
 		t.Errorf("reason %q, want the deploy refused with 422", p.Reason)
@@ -422,7 +423,12 @@ func TestE2EMaliciousArtifact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertRevertedAndLocked(t, f, p, evil)
+	if p.Revert != nil {
+		t.Errorf("a push that never went live was reverted: %+v", p.Revert)
+	}
+	if l, err := f.Locks(ctx); err != nil || l.Commit != nil || l.Push != "" {
+		t.Errorf("locks %+v (%v), want none", l, err)
+	}
 }
 
 // TestE2EBadOnlyInPhaseTwo: the release breaks the chat servers, but not
@@ -501,13 +507,14 @@ func readings(p *rollback.Push, gauge string) []rollback.Reading {
 
 // TestE2ERegistrationsFall: a business gauge, not an error count, catches
 // the release. The base release registers 600 users a minute on every host,
-// the bad one 30: the hosts' registrations fall by far more than the 50%
-// the limit allows, so the push is rolled back in phase 1.
+// the bad one 30: the web hosts' registrations fall by far more than the
+// 50% the limit allows against the web hosts still on the old release, so
+// the push is rolled back in phase 1.
 func TestE2ERegistrationsFall(t *testing.T) {
 	f := startFleetWith(t, fleet.Options{
-		Hosts:       5,
+		Hosts:       10,
 		BaseApp:     fleet.App{RegistrationsPerMinute: 600},
-		ExtraLimits: "  - gauge: registrations\n    aggregate: {fall: 50%}\n    missing: wait",
+		ExtraLimits: "  - gauge: registrations\n    host_types: [www]\n    aggregate: {fall: 50%}\n    missing: wait",
 	})
 	bad, err := f.Commit(t.Context(), "signup: ask for a phone number first", fleet.App{RegistrationsPerMinute: 30})
 	if err != nil {
@@ -515,9 +522,12 @@ func TestE2ERegistrationsFall(t *testing.T) {
 	}
 	p := push(t, f, bad)
 	if p.State != rollback.StateRolledBack || p.Phase != 0 {
+		for _, r := range readings(p, "registrations") {
+			t.Logf("%s %s %s: pre %v post %v control %v: %s", r.HostType, r.Host, r.Test, optVal(r.Pre), optVal(r.Post), optVal(r.Control), r.Why)
+		}
 		t.Fatalf("push ended %s in phase %d, want rolled back in phase 1: %s", p.State, p.Phase+1, p.Reason)
 	}
-	if !strings.HasPrefix(p.Reason, "phase 1: registrations on ") || !strings.Contains(p.Reason, " fell from ") {
+	if !strings.HasPrefix(p.Reason, "phase 1: registrations on www fell ") {
 		t.Errorf("reason %q, want registrations falling in phase 1", p.Reason)
 	}
 	for _, r := range readings(p, "registrations") {
@@ -527,6 +537,13 @@ func TestE2ERegistrationsFall(t *testing.T) {
 	}
 	assertAllOn(t, f, f.Base)
 	assertRevertedAndLocked(t, f, p, bad)
+}
+
+func optVal(x *float64) any {
+	if x == nil {
+		return "-"
+	}
+	return *x
 }
 
 // TestE2ESpikeOnce: every host of the release logs one burst of events,

@@ -45,6 +45,9 @@ type standIn struct {
 	// busy answers this many deploys 409, as an agent whose deploy from
 	// before a coordinator restart still runs.
 	busy int
+	// diesOnRelease: the host stops answering once it runs a release other
+	// than v1, and does not come back.
+	diesOnRelease bool
 }
 
 func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -79,6 +82,7 @@ func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.deploys++
 		}
 		reply(release())
+		a.down = a.diesOnRelease
 	case "/api/v1/rollback":
 		var req map[string]string
 		json.NewDecoder(r.Body).Decode(&req)
