@@ -65,16 +65,19 @@ func (c *Coordinator) Snapshot(ctx context.Context) (map[string][]Sample, error)
 // gives a sample with no gauges (all missing).
 func (c *Coordinator) sampleOnce(ctx context.Context, h *History) {
 	interval := c.Fleet.Windows.SampleInterval.D()
-	forEach(ctx, c.Fleet.Hosts, c.parallel(), func(ctx context.Context, host conf.Host) error {
+	failed := forEach(ctx, c.Fleet.Hosts, c.parallel(), func(ctx context.Context, host conf.Host) error {
 		rctx, cancel := context.WithTimeout(ctx, interval)
 		defer cancel()
+		start := time.Now()
 		s, err := c.Agents.Snapshot(rctx, host)
+		c.Metrics.observeCall("snapshot", start, err)
 		if err != nil {
 			s = Sample{At: time.Now(), Gauges: map[string]float64{}}
 		}
 		h.Add(host.Name, s)
 		return err
 	})
+	c.Metrics.setUnreachable(len(failed))
 }
 
 // sampleFor samples every host each sample interval for d, calling look
@@ -304,8 +307,10 @@ func (c *Coordinator) look(p *Push, h *History, now time.Time) (Verdict, bool) {
 	final := !now.Before(deadline)
 	closing := final && !ph.Closed
 	ph.Closed = ph.Closed || final
+	began := time.Now()
 	v := Judge(JudgeInput{Label: label(p), Fleet: c.Fleet, Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
 		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: final, Closing: closing})
+	c.Metrics.observeVerdict(time.Since(began))
 	if p.Aborted != "" {
 		v.Outcome, v.Reason = Fail, fmt.Sprintf("%s: aborted by %s", label(p), p.Aborted)
 	}

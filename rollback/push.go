@@ -160,6 +160,9 @@ type Coordinator struct {
 	// shared store only the one holding the leader lock does. Nil: always.
 	Leading func() bool
 
+	// Metrics, when set, counts pushes, verdicts and agent calls.
+	Metrics *Metrics
+
 	wg     sync.WaitGroup
 	orders orders
 }
@@ -340,7 +343,13 @@ func (c *Coordinator) event(p *Push, format string, args ...any) {
 func (c *Coordinator) step(p *Push, s State, format string, args ...any) error {
 	p.State = s
 	c.event(p, format, args...)
-	return c.Store.SavePush(p)
+	if err := c.Store.SavePush(p); err != nil {
+		return err
+	}
+	if s.Done() {
+		c.Metrics.pushEnded(c, s)
+	}
+	return nil
 }
 
 // run moves a push on from its recorded state until it is done.
@@ -513,7 +522,9 @@ const deployPatience = 5 * time.Minute
 func (c *Coordinator) deployHost(ctx context.Context, h conf.Host, revision, url, sum string) error {
 	deadline := time.Now().Add(deployPatience)
 	for attempt := 1; ; attempt++ {
+		start := time.Now()
 		_, err := c.Agents.Deploy(ctx, h, revision, url, sum)
+		c.Metrics.observeCall("deploy", start, err)
 		var se *StatusError
 		if err == nil || !errors.As(err, &se) || se.Code/100 != 4 || se.Refused() || time.Now().After(deadline) {
 			return err
@@ -597,7 +608,9 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 			break
 		}
 		errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
+			start := time.Now()
 			_, err := c.Agents.Rollback(ctx, h, p.Previous[h.Name])
+			c.Metrics.observeCall("rollback", start, err)
 			return err
 		})
 		if ctx.Err() != nil {

@@ -44,6 +44,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/locks", s.locks)
 	mux.Handle("POST /api/v1/unlock", s.need(s.OperatorToken, s.unlock))
 	mux.Handle("POST /api/v1/pushes/{id}/orders", s.need(s.OperatorToken, s.order))
+	if s.C.Metrics != nil {
+		mux.Handle("GET /metrics", s.C.Metrics.Handler())
+	}
 	s.pageRoutes(mux)
 	return mux
 }

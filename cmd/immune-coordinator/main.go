@@ -121,6 +121,7 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 		Revert:      rollback.CommandReverter(fleet.Revert),
 		ArtifactURL: func(sum string) string { return advertised + "/api/v1/artifacts/" + sum },
 	}
+	c.Metrics = rollback.NewMetrics(c)
 	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
 		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
 	if shared == nil {
