@@ -3,6 +3,11 @@
 
 GO        ?= go
 BIN       := bin
+# --version of every binary: the release, the commit and the build date.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -X github.com/immune-ops/immune/version.Version=$(VERSION) -X github.com/immune-ops/immune/version.Commit=$(COMMIT) -X github.com/immune-ops/immune/version.Date=$(DATE)
 # Debian packages the tests run against: the reference plugins for output
 # compatibility.
 TEST_PKGS := monitoring-plugins nagios-nrpe-plugin memcached mariadb-server nagios4-core icinga2-bin chromium prometheus
@@ -15,12 +20,12 @@ all: build
 # A static binary: a plugin run skips the dynamic loader, which is most of
 # what separates a Go plugin's start-up from a C plugin's.
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune ./cmd/immune
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-agent ./cmd/immune-agent
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-coordinator ./cmd/immune-coordinator
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/immune-demo ./cmd/immune-demo
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/immune ./cmd/immune
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/immune-agent ./cmd/immune-agent
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/immune-coordinator ./cmd/immune-coordinator
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/immune-demo ./cmd/immune-demo
 	@for c in $$($(BIN)/immune check --list --names); do ln -sf immune $(BIN)/$$c; done
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/plugins/check_example ./plugins/example/check_example
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/plugins/check_example ./plugins/example/check_example
 
 # demo: a fleet of agents and a coordinator on loopback, a good push and a
 # bad one rolled back; it stays up until Ctrl-C (immune demo --exit stops).

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/immune-ops/immune/cmd/internal/cli"
+
 	"github.com/immune-ops/immune/agent"
 	"github.com/immune-ops/immune/conf"
 )
@@ -30,8 +32,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	config := fs.String("config", "", "agent config `file` (see conf/agent.yaml)")
 	checkOnly := fs.String("check-config", "", "validate the config `file` and exit: 0 when valid")
 	verbose := fs.Bool("v", false, "log debug messages")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, "immune-agent", stdout); done {
+		return code
 	}
 	if *checkOnly != "" {
 		if _, err := conf.LoadAgent(*checkOnly); err != nil {

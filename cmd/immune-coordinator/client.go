@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/immune-ops/immune/cmd/internal/cli"
+
 	"github.com/immune-ops/immune/rollback"
 )
 
@@ -107,8 +109,8 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	artifact := fs.String("artifact", "", "the release tarball `file` (.tar.gz, required)")
 	who := fs.String("who", whoami(), "who is pushing")
 	wait := fs.Bool("wait", false, "follow the push; exit 0 when live everywhere, 1 when rolled back")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
+		return code
 	}
 	if *revision == "" || *artifact == "" {
 		fmt.Fprintln(stderr, "immune push: --revision and --artifact are required")
@@ -175,29 +177,30 @@ func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer)
 }
 
 // getCommand parses the shared flags of a command that only reads the
-// coordinator, and reads path into out; it returns an exit code, 0 when done.
-func getCommand(ctx context.Context, name string, args []string, stderr io.Writer, path string, out any) int {
+// coordinator, and reads path into out. done says to exit with code at
+// once (after --help or --version, or an error).
+func getCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer, path string, out any) (code int, done bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	newClient := clientFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
+		return code, true
 	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 2
+		return 2, true
 	}
 	if err := c.do(ctx, "GET", path, nil, out); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 2
+		return 2, true
 	}
-	return 0
+	return 0, false
 }
 
 func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ps []rollback.Push
-	if code := getCommand(ctx, "immune pushes", args, stderr, "/api/v1/pushes", &ps); code != 0 {
+	if code, done := getCommand(ctx, "immune pushes", args, stdout, stderr, "/api/v1/pushes", &ps); done {
 		return code
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -216,7 +219,7 @@ func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var l rollback.Locks
-	if code := getCommand(ctx, "immune locks", args, stderr, "/api/v1/locks", &l); code != 0 {
+	if code, done := getCommand(ctx, "immune locks", args, stdout, stderr, "/api/v1/locks", &l); done {
 		return code
 	}
 	printLocks(stdout, l)
@@ -246,8 +249,8 @@ func runUnlock(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	newClient := clientFlags(fs)
 	reason := fs.String("reason", "", "why pushes may go on (required)")
 	who := fs.String("who", whoami(), "who clears the lock")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
+		return code
 	}
 	if strings.TrimSpace(*reason) == "" {
 		fmt.Fprintln(stderr, "immune unlock: --reason is required: say what was fixed")

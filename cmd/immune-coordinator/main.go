@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/immune-ops/immune/cmd/internal/cli"
+
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/dirlock"
 	"github.com/immune-ops/immune/rollback"
@@ -42,8 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "fleet config `file` (see conf/fleet.yaml)")
 	checkOnly := fs.String("check-config", "", "validate the fleet config `file` and exit: 0 when valid")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, "immune-coordinator", stdout); done {
+		return code
 	}
 	if *checkOnly != "" {
 		if _, err := conf.LoadFleet(*checkOnly); err != nil {

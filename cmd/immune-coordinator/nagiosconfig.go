@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/immune-ops/immune/cmd/internal/cli"
+
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/nagios/objects"
 )
@@ -26,8 +28,8 @@ func runNagiosConfig(_ context.Context, args []string, stdout, stderr io.Writer)
 	format := fs.String("format", objects.FormatNagios, "nagios (object config) or icinga2 (Icinga 2 DSL)")
 	pluginDir := fs.String("plugin-dir", objects.DefaultPluginDir, "`dir`ectory of check_nrpe and check_dummy on the monitoring server")
 	intervalLength := fs.Duration("interval-length", objects.DefaultIntervalLength, "Nagios's interval_length, the unit of intervals in its objects")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
+		return code
 	}
 	if *fleetFile == "" || *out == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "immune nagios-config: usage: --fleet FILE --out DIR [--format nagios|icinga2]")

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/immune-ops/immune/cmd/internal/cli"
+
 	"github.com/immune-ops/immune/rollback"
 )
 
@@ -38,8 +40,8 @@ func runOrder(ctx context.Context, kind string, args []string, stdout, stderr io
 	for len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		positional, args = append(positional, args[0]), args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
+		return code
 	}
 	positional = append(positional, fs.Args()...)
 	want := 1

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/immune-ops/immune/cmd/internal/cli"
+
 	"github.com/immune-ops/immune/fixtures/fleet"
 	"github.com/immune-ops/immune/rollback"
 )
@@ -39,8 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	exit := fs.Bool("exit", false, "stop when the demo is done: exit 0 when every step held, else 1 with what failed")
 	hosts := fs.Int("hosts", 20, fmt.Sprintf("agents in the fleet, %d to %d: 60%% www, 20%% chat, 10%% db, 10%% memcache", fleet.MinHosts, fleet.MaxHosts))
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := cli.Parse(fs, args, "immune-demo", stdout); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "immune demo: unexpected argument %q\n", fs.Arg(0))

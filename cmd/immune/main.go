@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/immune-ops/immune/checks"
+	"github.com/immune-ops/immune/version"
 )
 
 // command is one subcommand of immune.
@@ -53,8 +54,12 @@ func dispatch(ctx context.Context, argv []string, stdout, stderr io.Writer) int 
 	}
 	cmd, ok := commands[argv[1]]
 	if !ok {
-		if argv[1] == "-h" || argv[1] == "--help" || argv[1] == "help" {
+		switch argv[1] {
+		case "-h", "--help", "help":
 			usage(stdout)
+			return 0
+		case "--version", "version":
+			fmt.Fprintln(stdout, version.String("immune"))
 			return 0
 		}
 		fmt.Fprintf(stderr, "immune: unknown command %q\n", argv[1])
