@@ -13,7 +13,7 @@ LDFLAGS   := -X github.com/immune-ops/immune/version.Version=$(VERSION) -X githu
 TEST_PKGS := monitoring-plugins nagios-nrpe-plugin memcached mariadb-server nagios4-core icinga2-bin chromium prometheus
 export IMMUNE_REQUIRE_REAL ?= 1
 
-.PHONY: all build demo test deps bench bench-deps vet fuzz clean
+.PHONY: all build demo test deps bench bench-deps vet fuzz clean package install
 
 all: build
 
@@ -65,5 +65,21 @@ fuzz:
 	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
 	$(GO) test ./nagios/nrpe -run '^$$' -fuzz '^FuzzReadPacket$$' -fuzztime 30s
 
+# package: .deb and .rpm packages of immune, immune-agent and
+# immune-coordinator in dist/ (nfpm, as a Go library: nothing to download).
+package: build
+	$(GO) run ./cmd/immune-package --bin $(BIN) --out dist --pkg-version "$(VERSION)"
+
+# install: the binaries, the check links and the systemd units under
+# $(DESTDIR)$(PREFIX), as the packages lay them out.
+PREFIX ?= /usr
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/immune/plugins $(DESTDIR)/lib/systemd/system $(DESTDIR)/etc/immune
+	install -m 0755 $(BIN)/immune $(BIN)/immune-agent $(BIN)/immune-coordinator $(DESTDIR)$(PREFIX)/bin/
+	for c in $$($(BIN)/immune check --list --names); do ln -sf $(PREFIX)/bin/immune $(DESTDIR)$(PREFIX)/lib/immune/plugins/$$c; done
+	install -m 0644 packaging/immune-agent.service packaging/immune-coordinator.service $(DESTDIR)/lib/systemd/system/
+	[ -e $(DESTDIR)/etc/immune/agent.yaml ] || install -m 0640 packaging/agent.yaml $(DESTDIR)/etc/immune/agent.yaml
+	[ -e $(DESTDIR)/etc/immune/fleet.yaml ] || install -m 0640 packaging/fleet.yaml $(DESTDIR)/etc/immune/fleet.yaml
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
