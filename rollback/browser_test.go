@@ -111,7 +111,7 @@ func TestPagesInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	visit("/pushes/" + p.ID)
-	has("running push", text("main"), "In progress:", "phase 1 of 2:", "updating every 2 s")
+	has("running push", text("main"), "In progress:", "phase 1 of 3:", "updating every 2 s")
 	screenshot(t, ctx, shots, "push-running")
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(".banner.bad"))); err != nil {
 		t.Fatalf("the running push's page never showed the rollback: %v", err)
@@ -146,7 +146,7 @@ func TestPagesInBrowser(t *testing.T) {
 	if d := eval(`getComputedStyle(document.getElementById("g-loadavg1")).display`); d != "none" {
 		t.Errorf("another gauge's tab is %q, want it closed", d)
 	}
-	has("breaching row", text("#g-php_errors tr.breach"), "www01", "www", "0.2", "41", "+40.8", "rise +10")
+	has("breaching row", text("#g-php_errors tr.breach"), "www", "41", "0.2", "+40.8", "rise +10", "breach", "against the hosts still on the old release")
 	screenshot(t, ctx, shots, "push")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[href="#g-loadavg1"]`))); err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestPagesInBrowser(t *testing.T) {
 	}
 
 	visit("/pushes/" + ids[0])
-	has("good push", text("main"), "Metrics of phase 2 of revision good", "Live", "Phase:")
+	has("good push", text("main"), "Metrics of the watch of revision good", "Live", "Phase:", "every gauge held its limits on every host")
 	screenshot(t, ctx, shots, "push-good")
 
 	visit("/limits")

@@ -241,6 +241,9 @@ func Judge(in JudgeInput) Verdict {
 		v.Outcome = Observe
 		v.Reason = fmt.Sprintf("%s: observing, %.0f%% of the window seen, nothing crossed its limit", in.Label, 100*v.Evidence)
 	case v.Outcome == Wait:
+	case len(in.Cohorts) > 0 && in.Cohorts[len(in.Cohorts)-1].Holdback:
+		v.Outcome = Pass
+		v.Reason = fmt.Sprintf("%s: every gauge held its limits on every host", in.Label)
 	default:
 		v.Outcome = Pass
 		v.Reason = fmt.Sprintf("%s: every gauge held its limits against the hosts still on the old release", in.Label)

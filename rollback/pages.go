@@ -283,13 +283,14 @@ type PushView struct {
 	Stamp string `json:"stamp"`
 }
 
-// GaugeView is one gauge's tab: host-type aggregates first, then hosts.
+// GaugeView is one gauge's tab: the release's effect on each host type
+// (canaries against the control) first, then every host.
 type GaugeView struct {
-	Name       string       `json:"name"`
-	Breached   bool         `json:"breached"`
-	Default    bool         `json:"-"`
-	Aggregates []ReadingRow `json:"aggregates"`
-	Hosts      []ReadingRow `json:"hosts"`
+	Name     string       `json:"name"`
+	Breached bool         `json:"breached"`
+	Default  bool         `json:"-"`
+	Effects  []ReadingRow `json:"effects"`
+	Hosts    []ReadingRow `json:"hosts"`
 }
 
 // ReadingRow is a reading with its numbers written for the page.
@@ -297,11 +298,18 @@ type ReadingRow struct {
 	Reading
 	PreText      string `json:"-"`
 	PostText     string `json:"-"`
+	ControlText  string `json:"-"`
 	DeltaText    string `json:"-"`
 	DeltaPctText string `json:"-"`
-	Spark        string `json:"-"`
-	SparkBase    string `json:"-"`
-	Link         string `json:"-"`
+	// IntervalText is the effect's interval, "(-0.3 to +1.2)".
+	IntervalText   string `json:"-"`
+	ConfidenceText string `json:"-"`
+	EvidencePct    int    `json:"-"`
+	// Word is the verdict in one word: breach, within, inconclusive, waiting, dry run.
+	Word      string `json:"-"`
+	Spark     string `json:"-"`
+	SparkBase string `json:"-"`
+	Link      string `json:"-"`
 }
 
 func (s *Server) pushView(r *http.Request) (string, any, error) {
@@ -334,9 +342,12 @@ func (s *Server) pushView(r *http.Request) (string, any, error) {
 		v.Gauges = gaugeViews(v.Verdict)
 	}
 	v.Progress = progress(p, v.HostsTotal)
-	v.Stamp = fmt.Sprintf("%s/%d/%d", p.State, p.Phase, len(v.Judged))
+	v.Stamp = fmt.Sprintf("%s/%d/%d/%d", p.State, p.Phase, len(v.Judged), p.Looks)
 	title := fmt.Sprintf("Push of revision %s", p.Revision)
-	if v.Phase > 0 {
+	switch {
+	case v.Phase > 0 && p.Phases[v.Phase-1].Holdback:
+		title = fmt.Sprintf("Metrics of the watch of revision %s (every host, the held-back ones last)", p.Revision)
+	case v.Phase > 0:
 		title = fmt.Sprintf("Metrics of phase %d of revision %s", v.Phase, p.Revision)
 	}
 	return title, v, nil
@@ -368,7 +379,7 @@ func gaugeViews(v *Verdict) []GaugeView {
 			g.Breached = true
 		}
 		if rd.Host == "" {
-			g.Aggregates = append(g.Aggregates, row)
+			g.Effects = append(g.Effects, row)
 		} else {
 			g.Hosts = append(g.Hosts, row)
 		}
@@ -387,13 +398,21 @@ func gaugeViews(v *Verdict) []GaugeView {
 }
 
 func readingRow(rd Reading) ReadingRow {
-	row := ReadingRow{Reading: rd, PreText: optNum(rd.Pre), PostText: optNum(rd.Post), DeltaText: "–", DeltaPctText: ""}
+	row := ReadingRow{Reading: rd, PreText: optNum(rd.Pre), PostText: optNum(rd.Post), ControlText: optNum(rd.Control),
+		DeltaText: "–", DeltaPctText: "", EvidencePct: int(math.Round(100 * rd.Evidence))}
 	if rd.Delta != nil {
 		row.DeltaText = signed(*rd.Delta)
 	}
 	if rd.DeltaPct != nil {
 		row.DeltaPctText = signed(*rd.DeltaPct) + "%"
 	}
+	if rd.Low != nil || rd.High != nil {
+		row.IntervalText = "(" + optSigned(rd.Low) + " to " + optSigned(rd.High) + ")"
+	}
+	if rd.Confidence != nil {
+		row.ConfidenceText = pct(*rd.Confidence)
+	}
+	row.Word = readingWord(rd)
 	row.Spark, row.SparkBase = sparkline(rd.Samples, rd.Pre)
 	if rd.Host != "" {
 		row.Link = "/fleet?host=" + url.QueryEscape(rd.Host)
@@ -453,6 +472,32 @@ func sparkline(samples Series, pre *float64) (line, base string) {
 	return strings.TrimSpace(b.String()), base
 }
 
+func optSigned(x *float64) string {
+	if x == nil {
+		return "∞"
+	}
+	return signed(*x)
+}
+
+// readingWord is a reading's verdict in one word, for the page.
+func readingWord(rd Reading) string {
+	switch {
+	case rd.Breached && rd.DryRun:
+		return "breach (dry run)"
+	case rd.Breached:
+		return "breach"
+	case rd.Waiting:
+		return "waiting"
+	case rd.Inconclusive:
+		return "inconclusive"
+	case rd.Why != "":
+		return "noted"
+	case rd.Host == "" && rd.Delta == nil:
+		return "no evidence yet"
+	}
+	return "within"
+}
+
 // --- limits: the config in force ---
 
 // LimitRow is one configured limit as the config says it.
@@ -464,6 +509,9 @@ type LimitRow struct {
 	Rise      string   `json:"rise,omitempty"`
 	Fall      string   `json:"fall,omitempty"`
 	Aggregate string   `json:"aggregate,omitempty"`
+	Kind      string   `json:"kind"`
+	Warmup    string   `json:"warmup"`
+	DryRun    bool     `json:"dry_run,omitempty"`
 	Missing   string   `json:"missing"`
 	Samples   int      `json:"samples"`
 	// OwnSamples is set when the limit overrides the fleet's breach_samples.
@@ -477,6 +525,12 @@ type LimitsView struct {
 	Observe        string     `json:"observe"`
 	SampleInterval string     `json:"sample_interval"`
 	MaxWait        string     `json:"max_wait"`
+	Warmup         string     `json:"warmup"`
+	Watch          string     `json:"watch"`
+	Confidence     string     `json:"confidence"`
+	Inconclusive   string     `json:"inconclusive"`
+	Holdback       string     `json:"holdback"`
+	Traffic        string     `json:"traffic,omitempty"`
 	BreachSamples  int        `json:"breach_samples"`
 	HostTypes      []string   `json:"host_types"`
 	Limits         []LimitRow `json:"limits"`
@@ -487,13 +541,20 @@ func (s *Server) limitsView(*http.Request) (string, any, error) {
 	v := LimitsView{
 		Baseline: f.Windows.Baseline.String(), Observe: f.Windows.Observe.String(),
 		SampleInterval: f.Windows.SampleInterval.String(), MaxWait: f.Windows.MaxWait.String(),
+		Warmup: f.Windows.Warmup.String(), Watch: f.Windows.Watch.String(),
+		Confidence: strconv.FormatFloat(float64(f.Judge.Confidence), 'f', -1, 64) + "%", Inconclusive: f.Judge.Inconclusive,
+		Holdback: holdbackText(f.Judge.Holdback), Traffic: f.Judge.Traffic,
 		BreachSamples: f.BreachSamples, HostTypes: hostTypes(f), Limits: []LimitRow{},
 	}
 	for _, p := range f.Phases {
 		v.Phases = append(v.Phases, strconv.FormatFloat(float64(p), 'f', -1, 64)+"%")
 	}
 	for _, l := range f.Limits {
-		row := LimitRow{Gauge: l.Gauge, HostTypes: l.HostTypes, Missing: string(l.Missing), Samples: f.BreachSamples}
+		row := LimitRow{Gauge: l.Gauge, HostTypes: l.HostTypes, Missing: string(l.Missing), Samples: f.BreachSamples,
+			Kind: string(l.Kind), Warmup: f.Windows.Warmup.String(), DryRun: l.DryRun}
+		if l.Warmup != nil {
+			row.Warmup = l.Warmup.String()
+		}
 		if len(row.HostTypes) == 0 {
 			row.HostTypes = v.HostTypes
 		}
@@ -518,6 +579,13 @@ func (s *Server) limitsView(*http.Request) (string, any, error) {
 		v.Limits = append(v.Limits, row)
 	}
 	return "Push limits", v, nil
+}
+
+func holdbackText(h conf.HostShare) string {
+	if h.Percent {
+		return strconv.FormatFloat(h.Value, 'f', -1, 64) + "% of each type"
+	}
+	return strconv.FormatFloat(h.Value, 'f', -1, 64) + " host(s) of each type"
 }
 
 func hostTypes(f *conf.Fleet) []string {
