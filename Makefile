@@ -13,7 +13,7 @@ LDFLAGS   := -X github.com/immune-ops/immune/version.Version=$(VERSION) -X githu
 TEST_PKGS := monitoring-plugins nagios-nrpe-plugin memcached mariadb-server nagios4-core icinga2-bin chromium prometheus
 export IMMUNE_REQUIRE_REAL ?= 1
 
-.PHONY: all build demo test deps bench bench-deps vet fuzz clean package install
+.PHONY: all build demo test deps bench bench-judge bench-deps vet fuzz clean package install
 
 all: build
 
@@ -58,6 +58,10 @@ bench-deps: deps
 
 bench: bench-deps build
 	$(GO) run ./cmd/benchtable
+
+# bench-judge: only the judge's figures over many simulated pushes (a minute or two).
+bench-judge:
+	$(GO) run ./cmd/benchtable -judge-only
 
 fuzz:
 	$(GO) test ./nagios -run '^$$' -fuzz '^FuzzParseRange$$' -fuzztime 30s

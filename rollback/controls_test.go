@@ -133,7 +133,7 @@ func TestDeployNowhereFails(t *testing.T) {
 	}
 	p, _ := f.c.Start("good", sha, "flo")
 	p = f.wait(t, p.ID)
-	if p.State != StateFailed || p.Revert != nil || !strings.Contains(p.Reason, "deploy failed on 1 of 1 hosts") {
+	if p.State != StateFailed || p.Revert != nil || !strings.Contains(p.Reason, "no host answered to take the release") {
 		t.Fatalf("push %s: %q %+v", p.State, p.Reason, p.Revert)
 	}
 	if l, _ := f.c.Store.Locks(); l.Commit != nil || l.Push != "" {

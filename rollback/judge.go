@@ -194,6 +194,9 @@ type JudgeInput struct {
 	// breach at the end of the window is decided at, which most of the
 	// error is kept for.
 	Closing bool
+	// Quick skips the effects' intervals before the final look: nobody
+	// reads them in a simulation, and they are most of a look's cost.
+	Quick bool
 }
 
 // earlyShare is the share of a test's error spent over the looks before

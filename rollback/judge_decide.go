@@ -22,6 +22,9 @@ func (g *group) decide(r *Reading, effect, counterfactual float64, tail func(thr
 	// The interval's each side is a one-sided bound at the confidence: a
 	// pass needs the side toward the limit to exclude it.
 	alpha := 2 * g.in.Fleet.Judge.Alpha()
+	if g.in.Quick && !g.in.Final {
+		interval = nil
+	}
 	if interval != nil {
 		lo, hi := interval(alpha)
 		r.Low, r.High = ptr(lo), ptr(hi)

@@ -194,7 +194,7 @@ func TestJudgeScenarios(t *testing.T) {
 				return 1.8 * x
 			}
 			return x
-		}}, outcome: Fail, reason: "loadavg1 on www rose", within: 8},
+		}}, outcome: Fail, reason: "loadavg1 on www rose", within: 12},
 		{name: "registrations halved under a traffic rise", n: noisy{traffic: surge, effect: func(g string, c bool, i int, x float64) float64 {
 			if c && g == "registrations" {
 				return math.Round(x / 2)

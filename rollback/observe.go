@@ -295,6 +295,11 @@ func label(p *Push) string {
 // says whether its verdict is reached. It reads nothing but p and h, so a
 // simulated fleet on a virtual clock judges exactly as a real one.
 func (c *Coordinator) look(p *Push, h *History, now time.Time) (Verdict, bool) {
+	return c.lookAt(p, h, now, false)
+}
+
+// lookAt is look, quick as a simulation wants it or in full for the page.
+func (c *Coordinator) lookAt(p *Push, h *History, now time.Time, quick bool) (Verdict, bool) {
 	ph := &p.Phases[p.Phase]
 	deadline := ph.Started.Add(c.window(*ph))
 	giveUp := deadline.Add(c.Fleet.Windows.MaxWait.D())
@@ -309,7 +314,7 @@ func (c *Coordinator) look(p *Push, h *History, now time.Time) (Verdict, bool) {
 	ph.Closed = ph.Closed || final
 	began := time.Now()
 	v := Judge(JudgeInput{Label: label(p), Fleet: c.Fleet, Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
-		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: final, Closing: closing})
+		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: final, Closing: closing, Quick: quick})
 	c.Metrics.observeVerdict(time.Since(began))
 	if p.Aborted != "" {
 		v.Outcome, v.Reason = Fail, fmt.Sprintf("%s: aborted by %s", label(p), p.Aborted)

@@ -447,7 +447,11 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 	ready := todo[:0:0]
 	for _, h := range todo {
 		if err, failed := unreadable[h.Name]; failed {
-			ph.Deployed[h.Name] = err.Error()
+			// A host that does not answer before the deploy is left on
+			// its release, untouched: one dead host must not roll a good
+			// push back, and it could not be put back if it came to.
+			ph.Deployed[h.Name] = skippedPrefix + err.Error()
+			c.event(p, "%s skipped: not answering before the deploy (%v); it stays on its release", h.Name, err)
 			continue
 		}
 		ready = append(ready, h)
@@ -479,8 +483,9 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 			ph.Deployed[h.Name] = ""
 		}
 	}
-	for name, err := range unreadable {
-		errs[name] = err
+	if len(errs) == 0 && p.HostsDone() == 0 {
+		p.Reason = fmt.Sprintf("phase %d: no host answered to take the release (%d not answering)", p.Phase+1, len(unreadable))
+		return c.fail(p, "%s: nothing to roll back, no revert, no lock", p.Reason)
 	}
 	if len(errs) > 0 {
 		names := make([]string, 0, len(errs))
@@ -488,7 +493,7 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		p.Reason = fmt.Sprintf("phase %d: deploy failed on %d of %d hosts (%s: %s)", p.Phase+1, len(errs), len(todo)+len(unreadable), names[0], errs[names[0]])
+		p.Reason = fmt.Sprintf("phase %d: deploy failed on %d of %d hosts (%s: %s)", p.Phase+1, len(errs), len(todo), names[0], errs[names[0]])
 		if p.HostsDone() == 0 {
 			// No host switched: the release never went live, so there is
 			// nothing to roll back, no regression to revert, no lock.
@@ -536,6 +541,9 @@ func (c *Coordinator) deployHost(ctx context.Context, h conf.Host, revision, url
 		}
 	}
 }
+
+// skippedPrefix marks a host a phase skipped in its Deployed result.
+const skippedPrefix = "skipped: "
 
 // already reports whether an earlier phase deployed to the host.
 func already(p *Push, host string) bool {

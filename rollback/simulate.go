@@ -23,8 +23,10 @@ type SimResult struct {
 	RolledBackAt time.Time
 	Phase        int
 	Reason       string
-	// Deployed is when the first phase switched its hosts.
+	// Deployed is when the first phase switched its hosts; Phases when
+	// each phase did.
 	Deployed time.Time
+	Phases   []time.Time
 	// Looks is how many looks the judge took.
 	Looks int
 }
@@ -62,20 +64,29 @@ func SimulatePush(f *conf.Fleet, m Model, start time.Time) SimResult {
 		ph := &p.Phases[p.Phase]
 		c.anchorAt(p, h, now)
 		ph.Started, ph.Switched, ph.Deployed = now, map[string]time.Time{}, map[string]string{}
+		share := float64(len(onRelease)) / float64(len(f.Hosts))
 		for _, name := range ph.Hosts {
-			if _, on := onRelease[name]; !on {
-				onRelease[name] = now
-				ph.Switched[name] = now
+			if _, on := onRelease[name]; on {
+				ph.Deployed[name] = ""
+				continue
 			}
+			// A host that does not answer is skipped, as deploy does.
+			if _, ok := m.Gauges(name, now, false, time.Time{}, share); !ok {
+				ph.Deployed[name] = skippedPrefix + "not answering"
+				continue
+			}
+			onRelease[name] = now
+			ph.Switched[name] = now
 			ph.Deployed[name] = ""
 		}
 		if p.Phase == 0 {
 			res.Deployed = now
 		}
+		res.Phases = append(res.Phases, now)
 		for ; looks < limit; looks++ {
 			now = now.Add(interval)
 			sample()
-			v, done := c.look(p, h, now)
+			v, done := c.lookAt(p, h, now, true)
 			if !done {
 				continue
 			}

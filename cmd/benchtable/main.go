@@ -1,5 +1,6 @@
 // Command benchtable measures immune against the software it replaces and
-// prints the figures side by side; `make bench` runs it. Its tables: CPU per
+// prints the figures side by side; `make bench` runs it. Its tables: the
+// judge's error rates and speed over many simulated pushes, CPU per
 // check execution against the C plugins, NRPE throughput against Debian's
 // nrpe daemon, the agent's memory and CPU running 50 checks, and counter
 // increments and reads against a real memcached.
@@ -37,11 +38,21 @@ func main() {
 	theirs := flag.Int("nrpe-requests-debian", 1000, "NRPE queries sent to Debian's nrpe")
 	warmup := flag.Duration("warmup", 15*time.Second, "agent footprint: time before measuring")
 	window := flag.Duration("window", 60*time.Second, "agent footprint: time measured")
+	goodSeeds := flag.Int("judge-good-seeds", 200, "the judge: pushes of each good scenario")
+	badSeeds := flag.Int("judge-bad-seeds", 60, "the judge: pushes of each bad scenario")
+	judgeOnly := flag.Bool("judge-only", false, "print only the judge's table")
 	flag.Parse()
 	// An interrupt cancels ctx, so the servers started are stopped on the
 	// way out rather than left running.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := verdictsTable(ctx, os.Stdout, *goodSeeds, *badSeeds); err != nil || *judgeOnly {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchtable:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, *runs, *bin, *ref, *ours, *theirs, *warmup, *window); err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
