@@ -127,12 +127,21 @@ type Rollback struct {
 	Timeout Duration `yaml:"timeout"`
 }
 
-// Revert is how the offending commit is reverted after a rollback.
+// Revert is how a rolled-back push's commits are reverted.
 type Revert struct {
-	// Repo is the working copy the commands run in.
+	// Repo is the coordinator's working copy of the application.
 	Repo string `yaml:"repo"`
-	// Command reverts the commit; {revision} is replaced by it (default
-	// git revert --no-edit {revision}).
+	// Remote and Branch are what the working copy follows: a push must
+	// resolve there after a fetch, and the revert is made on top of
+	// Remote/Branch and pushed to it. No remote: reverts are committed
+	// where the working copy stands.
+	Remote string `yaml:"remote"`
+	Branch string `yaml:"branch"`
+	// EachCommit reverts commit by commit; by default one commit reverts
+	// every commit the push brought, newest first, and lists them.
+	EachCommit bool `yaml:"each_commit"`
+	// Command, when set, is run instead ({revision} replaced by the
+	// pushed revision): the older way, which reverts that commit alone.
 	Command []string `yaml:"command"`
 	// Push publishes the revert (default git push; empty list: none).
 	Push    []string `yaml:"push"`
@@ -265,8 +274,8 @@ func (f *Fleet) validate(c *checker) {
 	for i := range f.Limits {
 		f.Limits[i].validate(c, fmt.Sprintf("limits.%d", i), types)
 	}
-	if len(f.Revert.Command) == 0 {
-		f.Revert.Command = []string{"git", "revert", "--no-edit", "{revision}"}
+	if f.Revert.Remote != "" && f.Revert.Branch == "" {
+		f.Revert.Branch = "main"
 	}
 	if f.Revert.Push == nil {
 		f.Revert.Push = []string{"git", "push"}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/rollback/gitrepo"
 )
 
 // State is where a push is.
@@ -38,10 +39,17 @@ func (s State) Done() bool { return s == StateLive || s == StateRolledBack || s 
 
 // Push is one push of a revision to the fleet, as recorded.
 type Push struct {
-	ID       string    `json:"id"`
-	Revision string    `json:"revision"`
-	SHA256   string    `json:"sha256"`
-	Who      string    `json:"who"`
+	ID       string `json:"id"`
+	Revision string `json:"revision"`
+	SHA256   string `json:"sha256"`
+	Who      string `json:"who"`
+	// Base is the revision live before the push; Range the commits the
+	// push brings over it, newest first (what a rollback reverts).
+	Base  string           `json:"base,omitempty"`
+	Range []gitrepo.Commit `json:"range,omitempty"`
+	// Forced says who pushed a revision that does not descend from the
+	// live one, and why.
+	Forced   string    `json:"forced,omitempty"`
 	Created  time.Time `json:"created"`
 	Finished time.Time `json:"finished,omitzero"`
 	State    State     `json:"state"`
@@ -137,8 +145,8 @@ func (p *Push) HostsDone() int {
 	return len(done)
 }
 
-// Reverter reverts a revision in the repository and says what it did.
-type Reverter func(ctx context.Context, revision string) (output string, err error)
+// Reverter reverts what a rolled-back push brought and says what it did.
+type Reverter func(ctx context.Context, p *Push) (output string, err error)
 
 // Coordinator drives pushes through their phases.
 type Coordinator struct {
@@ -162,6 +170,10 @@ type Coordinator struct {
 
 	// Metrics, when set, counts pushes, verdicts and agent calls.
 	Metrics *Metrics
+	// Repo, when set, is the application's working copy: a push must
+	// resolve in it and descend from the live revision, and records the
+	// commits it brings.
+	Repo *gitrepo.Repo
 
 	wg     sync.WaitGroup
 	orders orders
@@ -178,6 +190,21 @@ func (c *Coordinator) parallel() int {
 // under c.Context rather than the caller's. It is refused while another
 // push runs or the commit lock is on.
 func (c *Coordinator) Start(revision, sha256, who string) (*Push, error) {
+	return c.StartWith(context.Background(), revision, sha256, who, "")
+}
+
+// ErrRefused is a push refused before anything changed: a revision that
+// is not in the repository, or that does not descend from the live one.
+var ErrRefused = errors.New("refused")
+
+// StartWith is Start, first checking the revision against the working
+// copy when there is one: it must resolve after a fetch and descend from
+// the live revision, unless force says who overrides that and why.
+func (c *Coordinator) StartWith(ctx context.Context, revision, sha256, who, force string) (*Push, error) {
+	base, commits, err := c.preflight(ctx, revision, force)
+	if err != nil {
+		return nil, err
+	}
 	if c.Leading != nil && !c.Leading() {
 		return nil, fmt.Errorf("%w: this coordinator is a standby; push through the one holding the leader lock", ErrLocked)
 	}
@@ -185,11 +212,11 @@ func (c *Coordinator) Start(revision, sha256, who string) (*Push, error) {
 	p := &Push{
 		ID:       now.Format("20060102-150405.000") + "-" + shortRev(revision),
 		Revision: revision, SHA256: sha256, Who: who, Created: now, State: StateBaseline,
-		Previous: map[string]string{},
+		Previous: map[string]string{}, Base: base, Range: commits, Forced: force,
 	}
 	p.ID = strings.ReplaceAll(p.ID, ".", "-")
 	p.Phases = planPhases(c.Fleet)
-	err := c.Store.UpdateLocks(func(l *Locks) error {
+	err = c.Store.UpdateLocks(func(l *Locks) error {
 		if l.Commit != nil {
 			return fmt.Errorf("%w: pushes are blocked since %s after push %s of %s: %s (immune unlock --reason \"...\" clears it)",
 				ErrLocked, l.Commit.Since.Format(time.RFC3339), l.Commit.Push, l.Commit.Revision, l.Commit.Reason)
@@ -203,7 +230,7 @@ func (c *Coordinator) Start(revision, sha256, who string) (*Push, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.event(p, "push of %s by %s: phases %s", revision, who, phaseText(p.Phases))
+	c.event(p, "push of %s by %s: phases %s%s", revision, who, phaseText(p.Phases), rangeText(p))
 	if err := c.Store.SavePush(p); err != nil {
 		c.releasePushLock(p.ID)
 		return nil, err
@@ -685,7 +712,7 @@ func (c *Coordinator) revert(ctx context.Context, p *Push) error {
 		if err := c.Store.SavePush(p); err != nil {
 			return err
 		}
-		out, err := c.Revert(ctx, p.Revision)
+		out, err := c.Revert(ctx, p)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -699,7 +726,8 @@ func (c *Coordinator) revert(ctx context.Context, p *Push) error {
 		p.Revert.Finished = time.Now().UTC()
 	}
 	err := c.Store.UpdateLocks(func(l *Locks) error {
-		l.Commit = &CommitLock{Push: p.ID, Revision: p.Revision, Reason: p.Reason, Since: time.Now().UTC()}
+		l.Commit = &CommitLock{Push: p.ID, Revision: p.Revision, Reason: p.Reason, Since: time.Now().UTC(),
+			Range: p.Range, Page: "/pushes/" + p.ID, RevertError: p.Revert.Error}
 		if l.Push == p.ID {
 			l.Push = ""
 		}

@@ -151,8 +151,8 @@ func (f *testFleet) coordinator(t *testing.T, ctx context.Context) *Coordinator 
 		Fleet: f.cfg, Store: store, Agents: agents, Context: ctx,
 		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ArtifactURL: func(sum string) string { return "http://artifacts.invalid/" + sum },
-		Revert: func(_ context.Context, rev string) (string, error) {
-			return "Revert \"" + rev + "\"\n", nil
+		Revert: func(_ context.Context, p *Push) (string, error) {
+			return "Revert \"" + p.Revision + "\"\n", nil
 		},
 	}
 }

@@ -8,12 +8,31 @@ import (
 	"strings"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/rollback/gitrepo"
 )
+
+// NewReverter is the revert the config asks for: every commit the push
+// brought, through the working copy, or the configured command.
+func NewReverter(r conf.Revert, repo *gitrepo.Repo) Reverter {
+	if len(r.Command) > 0 || repo == nil {
+		return CommandReverter(r)
+	}
+	return func(ctx context.Context, p *Push) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, r.Timeout.D())
+		defer cancel()
+		commits := p.Range
+		if len(commits) == 0 {
+			commits = []gitrepo.Commit{{SHA: p.Revision, Subject: p.Revision}}
+		}
+		return repo.RevertRange(ctx, commits, gitrepo.RevertOptions{EachCommit: r.EachCommit, Reason: p.Reason, Push: r.Push})
+	}
+}
 
 // CommandReverter runs the configured revert and push commands in the
 // repository, {revision} replaced, and returns what they printed.
 func CommandReverter(r conf.Revert) Reverter {
-	return func(ctx context.Context, revision string) (string, error) {
+	return func(ctx context.Context, p *Push) (string, error) {
+		revision := p.Revision
 		ctx, cancel := context.WithTimeout(ctx, r.Timeout.D())
 		defer cancel()
 		var out bytes.Buffer

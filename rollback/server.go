@@ -118,6 +118,9 @@ type pushRequest struct {
 	Revision string `json:"revision"`
 	SHA256   string `json:"sha256"`
 	Who      string `json:"who"`
+	// Force, with a reason, pushes a revision that does not descend from
+	// the live one.
+	Force string `json:"force,omitempty"`
 }
 
 var revisionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -129,8 +132,8 @@ func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case !revisionRE.MatchString(req.Revision) || req.Revision == "." || req.Revision == "..":
-		fail(w, 400, "revision %q: use 1 to 64 letters, digits, '.', '_' or '-'", req.Revision)
+	case !revisionRE.MatchString(req.Revision) || req.Revision == "." || req.Revision == ".." || strings.HasPrefix(req.Revision, "-"):
+		fail(w, 400, "revision %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '-'", req.Revision)
 		return
 	case !sha256RE.MatchString(req.SHA256):
 		fail(w, 400, "sha256 %q is not a sha256 (upload the artifact first)", req.SHA256)
@@ -139,13 +142,22 @@ func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
 		fail(w, 400, "who is required: the person or job pushing")
 		return
 	}
-	if _, err := os.Stat(filepath.Join(s.ArtifactDir, req.SHA256+".tar.gz")); err != nil {
+	path := filepath.Join(s.ArtifactDir, req.SHA256+".tar.gz")
+	if _, err := os.Stat(path); err != nil {
 		fail(w, 400, "no artifact %s uploaded", req.SHA256)
 		return
 	}
-	p, err := s.C.Start(req.Revision, req.SHA256, req.Who)
+	if err := checkArtifact(path); err != nil {
+		fail(w, 400, "artifact %s: %v: nothing was pushed", req.SHA256[:12], err)
+		return
+	}
+	p, err := s.C.StartWith(r.Context(), req.Revision, req.SHA256, req.Who, req.Force)
 	if errors.Is(err, ErrLocked) {
 		fail(w, 409, "%v", err)
+		return
+	}
+	if errors.Is(err, ErrRefused) {
+		fail(w, 400, "%v: nothing was pushed", err)
 		return
 	}
 	if err != nil {

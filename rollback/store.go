@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+	"github.com/immune-ops/immune/rollback/gitrepo"
 )
 
 // Locks are the two locks of the immune system: the push lock (one push at
@@ -31,6 +32,12 @@ type CommitLock struct {
 	Revision string    `json:"revision"`
 	Reason   string    `json:"reason"`
 	Since    time.Time `json:"since"`
+	// Range is what the push brought and the revert took out, newest
+	// first: the commits to fix; Page is the push's page on the coordinator.
+	Range []gitrepo.Commit `json:"range,omitempty"`
+	Page  string           `json:"page,omitempty"`
+	// RevertError is why the revert failed, when it did: fix it by hand.
+	RevertError string `json:"revert_error,omitempty"`
 	// ClearedBy, ClearedAt and ClearReason are set when a person cleared it.
 	ClearedBy   string    `json:"cleared_by,omitempty"`
 	ClearedAt   time.Time `json:"cleared_at,omitempty"`

@@ -108,7 +108,8 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	revision := fs.String("revision", "", "the `revision` to push (required)")
 	artifact := fs.String("artifact", "", "the release tarball `file` (.tar.gz, required)")
 	who := fs.String("who", whoami(), "who is pushing")
-	wait := fs.Bool("wait", false, "follow the push; exit 0 when live everywhere, 1 when rolled back")
+	wait := fs.Bool("wait", false, "follow the push; exit 0 when live everywhere, 1 when rolled back or failed")
+	force := fs.String("force", "", "push a revision that does not descend from the live one; say `why`")
 	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
 		return code
 	}
@@ -135,7 +136,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "immune push: upload %s: %v\n", *artifact, err)
 		return 2
 	}
-	body, _ := json.Marshal(map[string]string{"revision": *revision, "sha256": up.SHA256, "who": *who})
+	body, _ := json.Marshal(map[string]string{"revision": *revision, "sha256": up.SHA256, "who": *who, "force": *force})
 	var p rollback.Push
 	if err := c.do(ctx, "POST", "/api/v1/pushes", bytes.NewReader(body), &p); err != nil {
 		fmt.Fprintf(stderr, "immune push: %v\n", err)
@@ -179,28 +180,28 @@ func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer)
 // getCommand parses the shared flags of a command that only reads the
 // coordinator, and reads path into out. done says to exit with code at
 // once (after --help or --version, or an error).
-func getCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer, path string, out any) (code int, done bool) {
+func getCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer, path string, out any) (base string, code int, done bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	newClient := clientFlags(fs)
 	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
-		return code, true
+		return "", code, true
 	}
 	c, err := newClient()
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 2, true
+		return "", 2, true
 	}
 	if err := c.do(ctx, "GET", path, nil, out); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
-		return 2, true
+		return "", 2, true
 	}
-	return 0, false
+	return c.base, 0, false
 }
 
 func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ps []rollback.Push
-	if code, done := getCommand(ctx, "immune pushes", args, stdout, stderr, "/api/v1/pushes", &ps); done {
+	if _, code, done := getCommand(ctx, "immune pushes", args, stdout, stderr, "/api/v1/pushes", &ps); done {
 		return code
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -219,21 +220,34 @@ func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var l rollback.Locks
-	if code, done := getCommand(ctx, "immune locks", args, stdout, stderr, "/api/v1/locks", &l); done {
+	base, code, done := getCommand(ctx, "immune locks", args, stdout, stderr, "/api/v1/locks", &l)
+	if done {
 		return code
 	}
-	printLocks(stdout, l)
+	printLocks(stdout, l, base)
 	return 0
 }
 
-func printLocks(w io.Writer, l rollback.Locks) {
+func printLocks(w io.Writer, l rollback.Locks, base string) {
 	if l.Push != "" {
 		fmt.Fprintf(w, "push lock:   held by push %s\n", l.Push)
 	} else {
 		fmt.Fprintln(w, "push lock:   free")
 	}
-	if l.Commit != nil {
-		fmt.Fprintf(w, "commit lock: ON since %s, after push %s of %s: %s\n", l.Commit.Since.Local().Format(time.RFC3339), l.Commit.Push, l.Commit.Revision, l.Commit.Reason)
+	if cl := l.Commit; cl != nil {
+		fmt.Fprintf(w, "commit lock: ON since %s, after push %s of %s: %s\n", cl.Since.Local().Format(time.RFC3339), cl.Push, cl.Revision, cl.Reason)
+		if len(cl.Range) > 0 {
+			fmt.Fprintf(w, "  reverted, to fix before pushing again:\n")
+			for _, cm := range cl.Range {
+				fmt.Fprintf(w, "    %s %s (%s)\n", cm.Short(), cm.Subject, cm.Author)
+			}
+		}
+		if cl.RevertError != "" {
+			fmt.Fprintf(w, "  the revert FAILED: %s: revert by hand\n", cl.RevertError)
+		}
+		if cl.Page != "" {
+			fmt.Fprintf(w, "  the push: %s%s\n", base, cl.Page)
+		}
 	} else {
 		fmt.Fprintln(w, "commit lock: off")
 	}
@@ -267,6 +281,6 @@ func runUnlock(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "immune unlock: %v\n", err)
 		return 1
 	}
-	printLocks(stdout, l)
+	printLocks(stdout, l, c.base)
 	return 0
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/dirlock"
 	"github.com/immune-ops/immune/rollback"
+	"github.com/immune-ops/immune/rollback/gitrepo"
 	"github.com/immune-ops/immune/rollback/mysqlstore"
 )
 
@@ -118,9 +119,16 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 	if advertised == "" {
 		advertised = base
 	}
+	// The working copy checks pushes and reverts what a rolled-back one
+	// brought; a config with its own revert command keeps the old way.
+	var repo *gitrepo.Repo
+	if fleet.Revert.Repo != "" && len(fleet.Revert.Command) == 0 {
+		repo = &gitrepo.Repo{Dir: fleet.Revert.Repo, Remote: fleet.Revert.Remote, Branch: fleet.Revert.Branch}
+	}
 	c := &rollback.Coordinator{
 		Fleet: fleet, Store: store, Agents: agents, Log: log, Context: ctx,
-		Revert:      rollback.CommandReverter(fleet.Revert),
+		Revert:      rollback.NewReverter(fleet.Revert, repo),
+		Repo:        repo,
 		ArtifactURL: func(sum string) string { return advertised + "/api/v1/artifacts/" + sum },
 	}
 	c.Metrics = rollback.NewMetrics(c)
