@@ -93,6 +93,7 @@ var macroRE = regexp.MustCompile(`\$([A-Z0-9_]*)\$`)
 // escalation must land on some host.
 func (f *Fleet) validateNotifications(c *checker, types map[string]bool) {
 	contacts := f.validateContacts(c)
+	f.Notify.validate(c, contacts)
 	groups := f.validateContactGroups(c, contacts)
 	services := f.validateServices(c, types, contacts, groups)
 	f.validateEscalations(c, types, services, contacts, groups)

@@ -46,6 +46,8 @@ type Fleet struct {
 	Revert        Revert  `yaml:"revert"`
 	// Rollback bounds how long a rollback keeps asking hosts that fail.
 	Rollback Rollback `yaml:"rollback"`
+	// Notify is who hears of pushes as they happen.
+	Notify Notify `yaml:"notify"`
 	// Contacts, ContactGroups, Services and Escalations are what
 	// `immune nagios-config` writes as Nagios or Icinga 2 objects.
 	Contacts      []Contact      `yaml:"contacts"`

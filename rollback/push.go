@@ -15,6 +15,7 @@ import (
 
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/rollback/gitrepo"
+	"github.com/immune-ops/immune/rollback/notify"
 )
 
 // State is where a push is.
@@ -170,6 +171,10 @@ type Coordinator struct {
 
 	// Metrics, when set, counts pushes, verdicts and agent calls.
 	Metrics *Metrics
+	// Notify, when set, tells on-call engineers what pushes do; PageBase
+	// is the coordinator's address for links to push pages.
+	Notify   *notify.Notifier
+	PageBase string
 	// Repo, when set, is the application's working copy: a push must
 	// resolve in it and descend from the live revision, and records the
 	// commits it brings.
@@ -231,6 +236,7 @@ func (c *Coordinator) StartWith(ctx context.Context, revision, sha256, who, forc
 		return nil, err
 	}
 	c.event(p, "push of %s by %s: phases %s%s", revision, who, phaseText(p.Phases), rangeText(p))
+	c.tell(notify.PushStarted, p, "")
 	if err := c.Store.SavePush(p); err != nil {
 		c.releasePushLock(p.ID)
 		return nil, err
@@ -368,6 +374,7 @@ func (c *Coordinator) event(p *Push, format string, args ...any) {
 
 // step records the push's new state before it is acted on.
 func (c *Coordinator) step(p *Push, s State, format string, args ...any) error {
+	from := p.State
 	p.State = s
 	c.event(p, format, args...)
 	if err := c.Store.SavePush(p); err != nil {
@@ -375,6 +382,9 @@ func (c *Coordinator) step(p *Push, s State, format string, args ...any) error {
 	}
 	if s.Done() {
 		c.Metrics.pushEnded(c, s)
+	}
+	if s != from {
+		c.tellState(p, s)
 	}
 	return nil
 }
@@ -755,6 +765,7 @@ func (c *Coordinator) Unlock(who, reason string) error {
 		}
 		cl := *l.Commit
 		cl.ClearedBy, cl.ClearedAt, cl.ClearReason = who, time.Now().UTC(), reason
+		c.Notify.Send(notify.Event{Kind: notify.Unlocked, Push: cl.Push, Revision: cl.Revision, Who: who, Reason: reason})
 		l.Cleared = append(l.Cleared, cl)
 		l.Commit = nil
 		return nil

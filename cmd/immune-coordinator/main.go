@@ -26,6 +26,7 @@ import (
 	"github.com/immune-ops/immune/rollback"
 	"github.com/immune-ops/immune/rollback/gitrepo"
 	"github.com/immune-ops/immune/rollback/mysqlstore"
+	"github.com/immune-ops/immune/rollback/notify"
 )
 
 func main() {
@@ -132,6 +133,9 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 		ArtifactURL: func(sum string) string { return advertised + "/api/v1/artifacts/" + sum },
 	}
 	c.Metrics = rollback.NewMetrics(c)
+	c.PageBase = advertised
+	c.Notify = notify.New(fleet, log)
+	defer c.Notify.Close(10 * time.Second)
 	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
 		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
 	if shared == nil {
