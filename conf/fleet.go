@@ -48,6 +48,8 @@ type Fleet struct {
 	Rollback Rollback `yaml:"rollback"`
 	// Notify is who hears of pushes as they happen.
 	Notify Notify `yaml:"notify"`
+	// Bisect finds the culprit of a rolled-back push of several commits.
+	Bisect Bisect `yaml:"bisect"`
 	// Contacts, ContactGroups, Services and Escalations are what
 	// `immune nagios-config` writes as Nagios or Icinga 2 objects.
 	Contacts      []Contact      `yaml:"contacts"`
@@ -127,6 +129,26 @@ type Rollback struct {
 	// are retried; then they are recorded as left on the release, and the
 	// revert and the commit lock go ahead (default 10m).
 	Timeout Duration `yaml:"timeout"`
+}
+
+// Bisect is how the culprit of a rolled-back push of several commits is
+// found: halves of the range are pushed again to the first phase's hosts,
+// each judged like a phase, until one commit is left; only it is reverted.
+type Bisect struct {
+	Enabled bool `yaml:"enabled"`
+	// Build makes a revision's artifact, run in revert.repo: {revision} is
+	// the commit, {out} the .tar.gz file to write. For example
+	// [git, archive, --format=tar.gz, -o, "{out}", "{revision}"].
+	Build []string `yaml:"build"`
+	// Settle is how long the hosts rest after each rollback before the
+	// next short push is measured from them: gauges that count over a
+	// window (fatal errors in the last minute) must forget the last one
+	// (default: windows.observe).
+	Settle Duration `yaml:"settle"`
+	// MaxSteps bounds the pushes it makes (default 6: 64 commits); Timeout
+	// the whole search (default 30m). On any doubt the whole range is reverted.
+	MaxSteps int      `yaml:"max_steps"`
+	Timeout  Duration `yaml:"timeout"`
 }
 
 // Revert is how a rolled-back push's commits are reverted.
@@ -284,6 +306,19 @@ func (f *Fleet) validate(c *checker) {
 	}
 	setDefault(&f.Revert.Timeout, DefaultRevertTimeout)
 	setDefault(&f.Rollback.Timeout, DefaultRollbackTimeout)
+	if b := &f.Bisect; b.Enabled {
+		if len(b.Build) == 0 {
+			c.errorf("bisect.build", "required with enabled: the command that makes a revision's artifact ({revision}, {out})")
+		}
+		if f.Revert.Repo == "" || len(f.Revert.Command) > 0 {
+			c.errorf("bisect.enabled", "needs revert.repo, and no revert.command: bisect reverts the culprit through the working copy")
+		}
+		if b.MaxSteps == 0 {
+			b.MaxSteps = 6
+		}
+		setDefault(&b.Timeout, 30*time.Minute)
+		setDefault(&b.Settle, f.Windows.Observe.D())
+	}
 	if f.Rollback.Timeout < 0 {
 		c.errorf("rollback.timeout", "%s: must not be negative", f.Rollback.Timeout)
 	}

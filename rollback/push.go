@@ -79,6 +79,7 @@ type Push struct {
 	Reason     string            `json:"reason,omitempty"`
 	RolledBack map[string]string `json:"rolled_back,omitempty"` // host -> "" or the error
 	Revert     *RevertRecord     `json:"revert,omitempty"`
+	Bisect     *BisectRecord     `json:"bisect,omitempty"`
 	Events     []Event           `json:"events"`
 }
 
@@ -133,6 +134,15 @@ func (p *Push) Outcome() string {
 	return "in progress"
 }
 
+// Reverted is what a rollback reverts: the culprit when bisect found one,
+// else every commit the push brought.
+func (p *Push) Reverted() []gitrepo.Commit {
+	if p.Bisect != nil && p.Bisect.Culprit != nil {
+		return []gitrepo.Commit{*p.Bisect.Culprit}
+	}
+	return p.Range
+}
+
 // HostsDone counts the hosts that run the revision now.
 func (p *Push) HostsDone() int {
 	done := map[string]bool{}
@@ -171,6 +181,8 @@ type Coordinator struct {
 
 	// Metrics, when set, counts pushes, verdicts and agent calls.
 	Metrics *Metrics
+	// Artifacts keeps artifacts the coordinator builds (bisect's).
+	Artifacts ArtifactStore
 	// Notify, when set, tells on-call engineers what pushes do; PageBase
 	// is the coordinator's address for links to push pages.
 	Notify   *notify.Notifier
@@ -412,6 +424,8 @@ func (c *Coordinator) run(ctx context.Context, p *Push, h *History) error {
 			err = c.observe(ctx, p, h)
 		case StateRollingBack:
 			err = c.rollBack(ctx, p)
+		case StateBisecting:
+			err = c.bisect(ctx, p, h)
 		case StateReverting:
 			err = c.revert(ctx, p)
 		default:
@@ -709,6 +723,9 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 	if bad := len(failed) + len(nothing); bad > 0 {
 		return c.step(p, StateReverting, "rolled back on %d of %d hosts, FAILED on %d; reverting %s", len(p.Touched)-bad, len(p.Touched), bad, p.Revision)
 	}
+	if c.wantsBisect(p) {
+		return c.step(p, StateBisecting, "rolled back on %d hosts; bisecting the %d commits to find the culprit", len(p.Touched), len(p.Range))
+	}
 	return c.step(p, StateReverting, "rolled back on %d hosts; reverting %s", len(p.Touched), p.Revision)
 }
 
@@ -737,7 +754,7 @@ func (c *Coordinator) revert(ctx context.Context, p *Push) error {
 	}
 	err := c.Store.UpdateLocks(func(l *Locks) error {
 		l.Commit = &CommitLock{Push: p.ID, Revision: p.Revision, Reason: p.Reason, Since: time.Now().UTC(),
-			Range: p.Range, Page: "/pushes/" + p.ID, RevertError: p.Revert.Error}
+			Range: p.Reverted(), Page: "/pushes/" + p.ID, RevertError: p.Revert.Error}
 		if l.Push == p.ID {
 			l.Push = ""
 		}

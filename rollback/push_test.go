@@ -597,18 +597,19 @@ func TestAgentTLS(t *testing.T) {
 }
 
 // TestUnreadableHostIsNotDeployed: a host whose release cannot be read is
-// not deployed to (it could not be put back), and the push rolls back.
+// not deployed to (it could not be put back): it is skipped, said so, and
+// stays on its release, while a good push goes on without it.
 func TestUnreadableHostIsNotDeployed(t *testing.T) {
-	f := newTestFleet(t, []string{"www1:www", "www2:www"}, phpLimits, badOnWWW)
+	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www"}, phpLimits, badOnWWW)
 	f.cfg.Phases = []conf.Percent{100}
 	f.c = f.coordinator(t, context.Background())
 	f.agents["www2"].down = true
 	p, _ := f.c.Start("good", sha, "nia")
 	p = f.wait(t, p.ID)
-	if p.State != StateRolledBack || f.agents["www2"].deploys != 0 || f.agents["www1"].current != "v1" {
+	if p.State != StateLive || f.agents["www2"].deploys != 0 || f.agents["www2"].current != "v1" || f.agents["www1"].current != "good" {
 		t.Fatalf("push %s (%s); www2 deploys %d, www1 on %q", p.State, p.Reason, f.agents["www2"].deploys, f.agents["www1"].current)
 	}
-	if !strings.Contains(p.Reason, "www2: read its release before deploying") {
-		t.Errorf("reason %q", p.Reason)
+	if !strings.Contains(fmt.Sprint(p.Events), "www2 skipped: not answering before the deploy") {
+		t.Errorf("events %v", p.Events)
 	}
 }

@@ -20,11 +20,19 @@ func NewReverter(r conf.Revert, repo *gitrepo.Repo) Reverter {
 	return func(ctx context.Context, p *Push) (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, r.Timeout.D())
 		defer cancel()
-		commits := p.Range
+		commits := p.Reverted()
 		if len(commits) == 0 {
 			commits = []gitrepo.Commit{{SHA: p.Revision, Subject: p.Revision}}
 		}
-		return repo.RevertRange(ctx, commits, gitrepo.RevertOptions{EachCommit: r.EachCommit, Reason: p.Reason, Push: r.Push})
+		o := gitrepo.RevertOptions{EachCommit: r.EachCommit, Reason: p.Reason, Push: r.Push}
+		out, err := repo.RevertRange(ctx, commits, o)
+		if err != nil && len(commits) < len(p.Range) {
+			// The culprit alone does not revert cleanly over the commits
+			// after it: when in doubt, the whole range goes.
+			more, err := repo.RevertRange(ctx, p.Range, o)
+			return out + "\nThe culprit alone did not revert cleanly; reverting every commit the push brought:\n" + more, err
+		}
+		return out, err
 	}
 }
 

@@ -221,3 +221,37 @@ func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
 	l, _ := s.C.Store.Locks()
 	writeJSON(w, 200, l)
 }
+
+// StoreArtifact copies an artifact the coordinator built into the
+// artifact dir, under its sha256, for the agents to fetch.
+func (s *Server) StoreArtifact(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(s.ArtifactDir, 0o700); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(s.ArtifactDir, ".built-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, f); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	return sum, os.Rename(tmp.Name(), filepath.Join(s.ArtifactDir, sum+".tar.gz"))
+}

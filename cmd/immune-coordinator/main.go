@@ -138,6 +138,7 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 	defer c.Notify.Close(10 * time.Second)
 	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
 		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
+	c.Artifacts = srv.StoreArtifact
 	if shared == nil {
 		if err := c.Resume(); err != nil {
 			return err

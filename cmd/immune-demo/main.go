@@ -194,13 +194,24 @@ func (d *demo) run(ctx context.Context) {
 	d.check(p.State == rollback.StateLive, "the push went live", fmt.Sprintf("it ended %s: %s", p.State, p.Reason))
 	d.checkAllOn(ctx, good, "")
 
+	// Push 2 brings three commits; the middle one breaks checkout, and the
+	// one after it still carries its code.
+	if _, err := d.f.Commit(ctx, "search: faster product index", fleet.App{}); err != nil {
+		d.fail(ctx, "commit", err)
+		return
+	}
 	bad, err := d.f.Commit(ctx, "checkout: call the new pricing service", fleet.App{PHPFatalsPerMinute: 600, CPU: 0.05})
 	if err != nil {
 		d.fail(ctx, "commit the bad revision", err)
 		return
 	}
-	d.printf("\n== push 2: %s %q, which logs 600 PHP fatal errors a minute\n", bad.Short(), bad.Subject)
-	p, ok = d.push(ctx, bad)
+	tip, err := d.f.Commit(ctx, "signup: a shorter form", fleet.App{PHPFatalsPerMinute: 600, CPU: 0.05})
+	if err != nil {
+		d.fail(ctx, "commit", err)
+		return
+	}
+	d.printf("\n== push 2: %s, three commits; %s %q logs 600 PHP fatal errors a minute\n", tip.Short(), bad.Short(), bad.Subject)
+	p, ok = d.push(ctx, tip)
 	if !ok {
 		return
 	}
@@ -208,13 +219,16 @@ func (d *demo) run(ctx context.Context) {
 		p.Phases[0].Verdict != nil && p.Phases[0].Verdict.Outcome == rollback.Fail
 	d.check(caught, "phase 1 caught it and the push was rolled back", fmt.Sprintf("it ended %s in phase %d: %s", p.State, p.Phase+1, p.Reason))
 	d.checkTouched(ctx, p, good)
-	d.checkAllOn(ctx, good, "no host is left on "+bad.Short()+": ")
+	d.checkAllOn(ctx, good, "no host is left on the push: ")
+	found := p.Bisect != nil && p.Bisect.Culprit != nil && p.Bisect.Culprit.SHA == bad.Revision
+	d.check(found, fmt.Sprintf("bisect found the culprit in %d short pushes: %s %q", len(stepsOf(p)), bad.Short(), bad.Subject),
+		fmt.Sprintf("bisect: %+v", p.Bisect))
 	head, err := d.f.Head(ctx)
 	switch {
 	case err != nil:
 		d.fail(ctx, "read git log -1", err)
 	default:
-		d.check(head.IsRevertOf(bad), fmt.Sprintf("git log -1 is the revert: %s %s", shortSHA(head.SHA), head.Subject),
+		d.check(head.IsRevertOf(bad), fmt.Sprintf("git log -1 reverts the culprit alone: %s %s", shortSHA(head.SHA), head.Subject),
 			fmt.Sprintf("it is %s %s; the revert said: %s", shortSHA(head.SHA), head.Subject, revertText(p)))
 	}
 	l, err := d.f.Locks(ctx)
@@ -222,7 +236,7 @@ func (d *demo) run(ctx context.Context) {
 	case err != nil:
 		d.fail(ctx, "read the locks", err)
 	default:
-		d.check(l.Commit != nil && l.Commit.Revision == bad.Revision, "the commit lock is on: pushes wait until someone runs immune unlock",
+		d.check(l.Commit != nil && l.Commit.Revision == tip.Revision && len(l.Commit.Range) == 1, "the commit lock is on, naming the culprit: pushes wait until someone runs immune unlock",
 			fmt.Sprintf("the locks are %+v", l))
 	}
 	d.finished = ctx.Err() == nil
@@ -302,7 +316,7 @@ func shortSHA(s string) string {
 
 func (d *demo) summary() {
 	if len(d.failed) == 0 {
-		d.printf("\nimmune demo: every step held: the good push went live, the bad one was caught in phase 1, rolled back, reverted and locked\n")
+		d.printf("\nimmune demo: every step held: the good push went live, the bad one was caught in phase 1, rolled back, its culprit found and reverted, and pushes locked\n")
 		return
 	}
 	d.printf("\nimmune demo: %d step(s) did not hold:\n", len(d.failed))
@@ -320,4 +334,11 @@ func (d *demo) stayUp() {
 		d.printf("  %s bin/immune %s\n", env, c)
 	}
 	d.printf("  curl %s/api/v1/pushes\n", d.f.URL)
+}
+
+func stepsOf(p *rollback.Push) []rollback.BisectStep {
+	if p.Bisect == nil {
+		return nil
+	}
+	return p.Bisect.Steps
 }
