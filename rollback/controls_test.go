@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,40 @@ func TestBusyAgentIsWaitedFor(t *testing.T) {
 	}
 	if a := f.agents["www1"]; a.current != "good" || a.busy != 0 {
 		t.Errorf("www1 on %q, %d busy answers left", a.current, a.busy)
+	}
+}
+
+// TestOrdersFromThePage: the push page's form takes orders with the
+// operator credential, and refuses them without it.
+func TestOrdersFromThePage(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www"}, phpLimits, calm)
+	base := serve(t, f)
+	p, _ := f.c.Start("good", sha, "kai")
+	f.until(t, p.ID, "observing", observing)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(form url.Values) (int, string, string) {
+		resp, err := noRedirect.PostForm(base+"/pushes/"+p.ID+"/orders", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Location"), string(b)
+	}
+	if code, _, page := post(url.Values{"token": {"nope"}, "who": {"kai"}, "kind": {"hold"}}); code != 401 || !strings.Contains(page, "not the operator credential") {
+		t.Errorf("wrong credential: %d", code)
+	}
+	if code, _, page := post(url.Values{"token": {operatorToken}, "who": {"kai"}, "kind": {"abort"}}); code != 400 || !strings.Contains(page, "abort needs a reason") {
+		t.Errorf("abort without a reason: %d", code)
+	}
+	code, where, _ := post(url.Values{"token": {operatorToken}, "who": {"kai"}, "kind": {"abort"}, "reason": {"the demo is on"}})
+	if code != http.StatusSeeOther || where != "/pushes/"+p.ID+"?ordered=abort" {
+		t.Fatalf("abort: %d %s", code, where)
+	}
+	if _, page := get(t, base+where); !strings.Contains(page, "abort taken") {
+		t.Error("the page does not say the order was taken")
+	}
+	if p = f.wait(t, p.ID); p.State != StateRolledBack || !strings.Contains(p.Reason, "aborted by kai: the demo is on") {
+		t.Errorf("push %s: %s", p.State, p.Reason)
 	}
 }

@@ -66,6 +66,7 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	// The form carries the operator credential itself, which another site
 	// cannot know; refusing cross-origin posts outright is a second guard.
 	mux.Handle("POST /locks/unlock", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.unlockPage)))
+	mux.Handle("POST /pushes/{id}/orders", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.orderPage)))
 }
 
 // view builds what a page shows; its error carries the HTTP status.
@@ -281,6 +282,12 @@ type PushView struct {
 	// Stamp changes whenever the page would show something new, so the
 	// live script knows when to reload.
 	Stamp string `json:"stamp"`
+	// OrderMessage says what became of an order from the page's form.
+	OrderMessage string `json:"-"`
+	OrderRefused bool   `json:"-"`
+	// CulpritSHA and BisectOutcome mark the commits bisect judged.
+	CulpritSHA    string            `json:"-"`
+	BisectOutcome map[string]string `json:"-"`
 }
 
 // GaugeView is one gauge's tab: the release's effect on each host type
@@ -342,6 +349,19 @@ func (s *Server) pushView(r *http.Request) (string, any, error) {
 		v.Gauges = gaugeViews(v.Verdict)
 	}
 	v.Progress = progress(p, v.HostsTotal)
+	if b := p.Bisect; b != nil {
+		v.BisectOutcome = map[string]string{}
+		for _, st := range b.Steps {
+			v.BisectOutcome[st.Revision] = st.Outcome
+		}
+		if b.Culprit != nil {
+			v.CulpritSHA = b.Culprit.SHA
+			v.BisectOutcome[b.Culprit.SHA] = "the culprit"
+		}
+	}
+	if kind := r.URL.Query().Get("ordered"); kind != "" {
+		v.OrderMessage = fmt.Sprintf("%s taken: the push acts on it at its next step.", kind)
+	}
 	v.Stamp = fmt.Sprintf("%s/%d/%d/%d", p.State, p.Phase, len(v.Judged), p.Looks)
 	title := fmt.Sprintf("Push of revision %s", p.Revision)
 	switch {
@@ -670,6 +690,40 @@ func (s *Server) unlockPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/locks?cleared=1", http.StatusSeeOther)
+}
+
+// orderPage takes an operator's order from the push page's form, which
+// must carry the operator credential; it answers with the push page,
+// saying what was taken or why not.
+func (s *Server) orderPage(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	id := r.PathValue("id")
+	back := func(code int, msg string) {
+		title, body, err := s.pushView(r)
+		if err != nil {
+			code, msg := statusOf(err)
+			s.render(w, code, "error", pageData{Title: http.StatusText(code), Nav: "pushes", Body: msg})
+			return
+		}
+		v := body.(PushView)
+		v.OrderMessage, v.OrderRefused = msg, code != http.StatusSeeOther
+		s.render(w, code, "push", pageData{Title: title, Nav: "pushes", Body: v})
+	}
+	if err := r.ParseForm(); err != nil {
+		back(http.StatusBadRequest, "read the form: "+err.Error())
+		return
+	}
+	if token := r.PostFormValue("token"); s.OperatorToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(s.OperatorToken)) != 1 {
+		back(http.StatusUnauthorized, "Refused: that is not the operator credential. Nothing was done.")
+		return
+	}
+	o := Order{Kind: r.PostFormValue("kind"), Who: strings.TrimSpace(r.PostFormValue("who")),
+		Reason: r.PostFormValue("reason"), Host: strings.TrimSpace(r.PostFormValue("host"))}
+	if err := s.C.Command(id, o); err != nil {
+		back(http.StatusBadRequest, "Refused: "+err.Error()+". Nothing was done.")
+		return
+	}
+	http.Redirect(w, r, "/pushes/"+url.PathEscape(id)+"?ordered="+url.QueryEscape(o.Kind), http.StatusSeeOther)
 }
 
 // --- fleet: every host's checks, as Nagios shows services ---
