@@ -20,6 +20,8 @@ type Fleet struct {
 	AdvertiseURL string `yaml:"advertise_url"`
 	// DataDir holds the push store and artifacts (default ~/.local/state/immune-coordinator).
 	DataDir string `yaml:"data_dir"`
+	// MaxArtifactBytes bounds an uploaded release artifact (default 1 GiB).
+	MaxArtifactBytes int64 `yaml:"max_artifact_bytes"`
 	// OperatorTokenFile holds the credential people use to clear locks.
 	OperatorTokenFile string `yaml:"operator_token_file"`
 	// DeployTokenFile holds the credential agents accept deploys from.
@@ -219,6 +221,12 @@ func (f *Fleet) validate(c *checker) {
 	}
 	if f.AgentTLS != nil {
 		f.AgentTLS.validate(c, "agent_tls")
+	}
+	switch {
+	case f.MaxArtifactBytes == 0:
+		f.MaxArtifactBytes = 1 << 30
+	case f.MaxArtifactBytes < 0:
+		c.errorf("max_artifact_bytes", "%d: must be positive", f.MaxArtifactBytes)
 	}
 	if len(f.Hosts) == 0 {
 		c.errorf("hosts", "at least one host is required")

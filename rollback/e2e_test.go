@@ -643,3 +643,40 @@ func TestE2EMissingWait(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EBisectFindsTheCulprit: real agents, a push of three commits whose
+// middle one breaks checkout (the one after it carries its code): the push
+// is rolled back, bisect finds the middle commit in short pushes to the
+// first phase's hosts, only it is reverted, and the lock names it.
+func TestE2EBisectFindsTheCulprit(t *testing.T) {
+	f := startFleet(t, 20)
+	ctx := t.Context()
+	if _, err := f.Commit(ctx, "search: faster product index", fleet.App{}); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := f.Commit(ctx, "checkout: call the new pricing service", fleet.App{PHPFatalsPerMinute: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tip, err := f.Commit(ctx, "signup: a shorter form", fleet.App{PHPFatalsPerMinute: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := push(t, f, tip)
+	if p.State != rollback.StateRolledBack || len(p.Range) != 3 {
+		t.Fatalf("push ended %s, range %d: %s", p.State, len(p.Range), p.Reason)
+	}
+	if b := p.Bisect; b == nil || b.Culprit == nil || b.Culprit.SHA != bad.Revision || len(b.Steps) != 2 {
+		t.Fatalf("bisect %+v", p.Bisect)
+	}
+	assertAllOn(t, f, f.Base)
+	head, err := f.Head(ctx)
+	if err != nil || !head.IsRevertOf(bad) {
+		t.Errorf("git log -1: %+v %v, want the revert of %s alone", head, err, bad.Short())
+	}
+	l, err := f.Locks(ctx)
+	if err != nil || l.Commit == nil || len(l.Commit.Range) != 1 || l.Commit.Range[0].SHA != bad.Revision ||
+		!strings.Contains(l.Commit.Reason, "culprit: "+bad.Short()) {
+		t.Errorf("lock %+v (%v)", l.Commit, err)
+	}
+}

@@ -22,7 +22,7 @@ func (c *Coordinator) preflight(ctx context.Context, revision, force string) (st
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	base, err := c.liveRevision()
+	base, err := c.liveRevision(ctx)
 	if err != nil {
 		return "", nil, err
 	}
@@ -46,8 +46,9 @@ func (c *Coordinator) preflight(ctx context.Context, revision, force string) (st
 	return base, commits, nil
 }
 
-// liveRevision is the revision of the newest push that went live.
-func (c *Coordinator) liveRevision() (string, error) {
+// liveRevision is the revision of the newest push that went live; before
+// any, what the first agent that answers runs.
+func (c *Coordinator) liveRevision(ctx context.Context) (string, error) {
 	pushes, err := c.Store.Pushes(0)
 	if err != nil {
 		return "", fmt.Errorf("read pushes: %w", err)
@@ -58,6 +59,17 @@ func (c *Coordinator) liveRevision() (string, error) {
 				return p.Range[0].SHA, nil
 			}
 			return p.Revision, nil
+		}
+	}
+	if c.Agents == nil {
+		return "", nil
+	}
+	for _, h := range c.Fleet.Hosts {
+		if r, err := c.Agents.Release(ctx, h); err == nil && r.Current != "" {
+			if sha, err := c.Repo.Resolve(ctx, r.Current); err == nil {
+				return sha, nil
+			}
+			return "", nil
 		}
 	}
 	return "", nil

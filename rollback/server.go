@@ -15,8 +15,6 @@ import (
 	"strings"
 )
 
-// MaxArtifactBytes bounds an uploaded artifact.
-const MaxArtifactBytes = 1 << 30
 
 // Server is the coordinator's HTTP API: artifacts for the agents, pushes,
 // locks. Reading needs no credential; starting a push, uploading an
@@ -88,7 +86,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), http.MaxBytesReader(w, r.Body, MaxArtifactBytes))
+	n, err := io.Copy(io.MultiWriter(tmp, h), http.MaxBytesReader(w, r.Body, s.C.Fleet.MaxArtifactBytes))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
