@@ -24,6 +24,7 @@ import (
 
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/nagios"
+	"github.com/immune-ops/immune/netlimit"
 )
 
 // saveInterval is how often changed check state is written to disk.
@@ -186,7 +187,7 @@ func (a *Agent) setupHTTP() error {
 	}
 	a.gauges = NewGauges(a.cfg.Host, a.cfg.HostType, a.cfg.Gauges, a.store)
 	api := &API{Host: a.cfg.Host, HostType: a.cfg.HostType, Store: a.store, Gauges: a.gauges, Token: token, Log: a.log, Deployer: a.deployer, Passive: a.passive}
-	a.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.http = &http.Server{Handler: api.Handler(), ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	if h.CertFile != "" {
 		cfg, err := LoadTLS(h.CertFile, h.KeyFile, h.ClientCAFile)
 		if err != nil {
@@ -201,6 +202,8 @@ func (a *Agent) setupHTTP() error {
 	if a.httpLn, err = net.Listen("tcp", h.Listen); err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
+	// Bounded before TLS, so that a handshake flood holds no more than the cap.
+	a.httpLn = netlimit.Default.Apply(a.http, a.httpLn)
 	if a.http.TLSConfig != nil {
 		a.httpLn = tls.NewListener(a.httpLn, a.http.TLSConfig)
 	}

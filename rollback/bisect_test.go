@@ -6,9 +6,10 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/immune-ops/immune/rollback/gitrepo/gittest"
 )
 
 // TestBisectFindsTheCulprit: a push of four commits whose second is bad
@@ -16,19 +17,12 @@ import (
 // the second commit, and only it is reverted; the lock names it and its
 // author.
 func TestBisectFindsTheCulprit(t *testing.T) {
-	a := newAppRepo(t)
+	a := gittest.New(t)
 	var badReleases []string
-	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www", "www4:www"}, phpLimits+
+	f := repoFleet(t, a, []string{"www1:www", "www2:www", "www3:www", "www4:www"},
 		"bisect: {enabled: true, build: [git, archive, --format=tar.gz, -o, \"{out}\", \"{revision}\"]}\n"+
-		"revert: {repo: "+a.repo.Dir+", remote: origin, branch: main}\n",
-		func(h, ht, release string, n int) map[string]float64 {
-			if slices.Contains(badReleases, release) {
-				release = "bad"
-			}
-			return badOnWWW(h, ht, release, n)
-		})
-	f.c.Repo = a.repo
-	f.c.Revert = NewReverter(f.cfg.Revert, a.repo)
+			"revert: {repo: "+a.Repo.Dir+", remote: origin, branch: main}\n", &badReleases)
+	f.c.Revert = NewReverter(f.cfg.Revert, a.Repo)
 	built := 0
 	f.c.Artifacts = func(path string) (string, error) {
 		b, err := os.ReadFile(path)
@@ -37,14 +31,14 @@ func TestBisectFindsTheCulprit(t *testing.T) {
 		return hex.EncodeToString(sum[:]), err
 	}
 	ctx := context.Background()
-	live := runGit(t, a.dev, "rev-parse", "HEAD")
+	live := runGit(t, a.Dev, "rev-parse", "HEAD")
 	if p, err := f.c.StartWith(ctx, live, sha, "ann", ""); err != nil || f.wait(t, p.ID).State != StateLive {
 		t.Fatalf("first push: %v", err)
 	}
-	c1 := a.commit("one.php", "1\n", "search: faster index")
-	c2 := a.commit("two.php", "2\n", "pricing: call the new service")
-	c3 := a.commit("three.php", "3\n", "signup: shorter form")
-	c4 := a.commit("four.php", "4\n", "chat: emoji")
+	c1 := a.Commit("one.php", "1\n", "search: faster index")
+	c2 := a.Commit("two.php", "2\n", "pricing: call the new service")
+	c3 := a.Commit("three.php", "3\n", "signup: shorter form")
+	c4 := a.Commit("four.php", "4\n", "chat: emoji")
 	badReleases = []string{c2, c3, c4} // c2's code is in each of them
 	_ = c1
 	p, err := f.c.StartWith(ctx, c4, sha, "bo", "")
@@ -62,9 +56,9 @@ func TestBisectFindsTheCulprit(t *testing.T) {
 		t.Errorf("reason %q", p.Reason)
 	}
 	// Only the culprit is reverted: the others stay.
-	runGit(t, a.repo.Dir, "fetch", "-q", "origin")
+	runGit(t, a.Repo.Dir, "fetch", "-q", "origin")
 	for file, want := range map[string]bool{"one.php": true, "two.php": false, "three.php": true, "four.php": true} {
-		_, err := os.Stat(filepath.Join(a.repo.Dir, file))
+		_, err := os.Stat(filepath.Join(a.Repo.Dir, file))
 		if (err == nil) != want {
 			t.Errorf("%s present %v, want %v", file, err == nil, want)
 		}

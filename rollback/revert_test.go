@@ -10,59 +10,30 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/immune-ops/immune/conf"
-	"github.com/immune-ops/immune/rollback/gitrepo"
+	"github.com/immune-ops/immune/rollback/gitrepo/gittest"
 )
 
-// appRepo is a bare remote, a developer's clone, and the coordinator's
-// working copy: real git, in a temp dir.
-type appRepo struct {
-	t           *testing.T
-	remote, dev string
-	repo        *gitrepo.Repo
-}
+var runGit = gittest.Git
 
-func runGit(t *testing.T, dir string, args ...string) string {
+// repoFleet is a test fleet over a real repository, whose release is bad
+// when its revision is in *bad.
+func repoFleet(t *testing.T, w *gittest.World, hosts []string, extra string, bad *[]string) *testFleet {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ann Dev", "GIT_AUTHOR_EMAIL=ann@example.com",
-		"GIT_COMMITTER_NAME=Ann Dev", "GIT_COMMITTER_EMAIL=ann@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func newAppRepo(t *testing.T) *appRepo {
-	dir := t.TempDir()
-	a := &appRepo{t: t, remote: filepath.Join(dir, "remote.git"), dev: filepath.Join(dir, "dev")}
-	runGit(t, dir, "init", "-q", "--bare", "-b", "main", a.remote)
-	runGit(t, dir, "clone", "-q", a.remote, a.dev)
-	runGit(t, a.dev, "checkout", "-q", "-b", "main")
-	a.commit("app.php", "v1\n", "the app today")
-	work := filepath.Join(dir, "work")
-	runGit(t, dir, "clone", "-q", a.remote, work)
-	runGit(t, work, "config", "user.name", "immune")
-	runGit(t, work, "config", "user.email", "immune@example.com")
-	a.repo = &gitrepo.Repo{Dir: work, Remote: "origin", Branch: "main"}
-	return a
-}
-
-func (a *appRepo) commit(file, body, subject string) string {
-	a.t.Helper()
-	os.WriteFile(filepath.Join(a.dev, file), []byte(body), 0o644)
-	runGit(a.t, a.dev, "add", file)
-	runGit(a.t, a.dev, "commit", "-q", "-m", subject)
-	runGit(a.t, a.dev, "push", "-q", "origin", "main")
-	return runGit(a.t, a.dev, "rev-parse", "HEAD")
+	f := newTestFleet(t, hosts, phpLimits+extra, func(h, ht, release string, n int) map[string]float64 {
+		if slices.Contains(*bad, release) {
+			release = "bad"
+		}
+		return badOnWWW(h, ht, release, n)
+	})
+	f.c.Repo = w.Repo
+	return f
 }
 
 // TestPushRevertsItsRange: a push of three commits whose middle one is bad
@@ -70,21 +41,15 @@ func (a *appRepo) commit(file, body, subject string) string {
 // the lock lists them. Unknown revisions, revisions that would drop live
 // commits, and a revert that conflicts are handled as people need.
 func TestPushRevertsItsRange(t *testing.T) {
-	a := newAppRepo(t)
-	var bad string
-	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www"}, phpLimits, func(h, ht, release string, n int) map[string]float64 {
-		if release == bad {
-			release = "bad"
-		}
-		return badOnWWW(h, ht, release, n)
-	})
-	f.c.Repo = a.repo
-	f.c.Revert = NewReverter(conf.Revert{Repo: a.repo.Dir, Remote: "origin", Branch: "main",
-		Push: []string{"git", "push", "-q", "origin", "main"}, Timeout: conf.Duration(time.Minute)}, a.repo)
+	a := gittest.New(t)
+	var bad []string
+	f := repoFleet(t, a, []string{"www1:www", "www2:www", "www3:www"}, "", &bad)
+	f.c.Revert = NewReverter(conf.Revert{Repo: a.Repo.Dir, Remote: "origin", Branch: "main",
+		Push: []string{"git", "push", "-q", "origin", "main"}, Timeout: conf.Duration(time.Minute)}, a.Repo)
 	ctx := context.Background()
 
-	first := runGit(t, a.dev, "rev-parse", "HEAD")
-	live := a.commit("x.php", "x\n", "checkout: tax on the total")
+	first := runGit(t, a.Dev, "rev-parse", "HEAD")
+	live := a.Commit("x.php", "x\n", "checkout: tax on the total")
 	p, err := f.c.StartWith(ctx, live, sha, "ann", "")
 	if err != nil {
 		t.Fatal(err)
@@ -100,10 +65,10 @@ func TestPushRevertsItsRange(t *testing.T) {
 		t.Errorf("an option as a revision: %v", err)
 	}
 
-	a.commit("a.php", "a\n", "search: faster index")
-	bad = a.commit("b.php", "b1\nb2\n", "pricing: call the new service")
-	c := a.commit("c.php", "c\n", "signup: shorter form")
-	bad = c // the release that runs b's code is the push of c
+	a.Commit("a.php", "a\n", "search: faster index")
+	a.Commit("b.php", "b1\nb2\n", "pricing: call the new service")
+	c := a.Commit("c.php", "c\n", "signup: shorter form")
+	bad = []string{c} // the release that runs b's code is the push of c
 	p, err = f.c.StartWith(ctx, c, sha, "bo", "")
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +77,7 @@ func TestPushRevertsItsRange(t *testing.T) {
 	if p.State != StateRolledBack || len(p.Range) != 3 || p.Range[1].Subject != "pricing: call the new service" {
 		t.Fatalf("push %s, range %+v: %s", p.State, p.Range, p.Reason)
 	}
-	check := filepath.Join(t.TempDir(), "check")
-	runGit(t, filepath.Dir(check), "clone", "-q", a.remote, check)
+	check := a.Clone()
 	for _, file := range []string{"a.php", "b.php", "c.php"} {
 		if _, err := os.Stat(filepath.Join(check, file)); err == nil {
 			t.Errorf("%s survived the revert", file)
@@ -130,12 +94,12 @@ func TestPushRevertsItsRange(t *testing.T) {
 
 	// A revision that does not descend from the live one would drop live
 	// commits: refused, unless forced with a reason.
-	runGit(t, a.dev, "checkout", "-q", "-b", "old", first)
-	os.WriteFile(filepath.Join(a.dev, "old.php"), []byte("x\n"), 0o644)
-	runGit(t, a.dev, "add", "old.php")
-	runGit(t, a.dev, "commit", "-q", "-m", "an old branch")
-	runGit(t, a.dev, "push", "-q", "origin", "old")
-	side := runGit(t, a.dev, "rev-parse", "HEAD")
+	runGit(t, a.Dev, "checkout", "-q", "-b", "old", first)
+	os.WriteFile(filepath.Join(a.Dev, "old.php"), []byte("x\n"), 0o644)
+	runGit(t, a.Dev, "add", "old.php")
+	runGit(t, a.Dev, "commit", "-q", "-m", "an old branch")
+	runGit(t, a.Dev, "push", "-q", "origin", "old")
+	side := runGit(t, a.Dev, "rev-parse", "HEAD")
 	if _, err := f.c.StartWith(ctx, side, sha, "cy", ""); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "does not descend from the live revision") {
 		t.Errorf("a side branch: %v", err)
 	}
@@ -151,27 +115,21 @@ func TestPushRevertsItsRange(t *testing.T) {
 // (the branch moved on over the same lines), the revert aborts, the
 // working copy is left clean, and the lock says what to do.
 func TestRevertConflictSaysSo(t *testing.T) {
-	a := newAppRepo(t)
-	var bad string
-	f := newTestFleet(t, []string{"www1:www", "www2:www", "www3:www"}, phpLimits, func(h, ht, release string, n int) map[string]float64 {
-		if release == bad {
-			release = "bad"
-		}
-		return badOnWWW(h, ht, release, n)
-	})
-	f.c.Repo = a.repo
-	f.c.Revert = NewReverter(conf.Revert{Repo: a.repo.Dir, Remote: "origin", Branch: "main", Timeout: conf.Duration(time.Minute)}, a.repo)
-	bad = a.commit("b.php", "b1\nb2\n", "pricing: call the new service")
-	p, err := f.c.StartWith(context.Background(), bad, sha, "di", "")
+	a := gittest.New(t)
+	var bad []string
+	f := repoFleet(t, a, []string{"www1:www", "www2:www", "www3:www"}, "", &bad)
+	f.c.Revert = NewReverter(conf.Revert{Repo: a.Repo.Dir, Remote: "origin", Branch: "main", Timeout: conf.Duration(time.Minute)}, a.Repo)
+	bad = []string{a.Commit("b.php", "b1\nb2\n", "pricing: call the new service")}
+	p, err := f.c.StartWith(context.Background(), bad[0], sha, "di", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.commit("b.php", "b1 changed\nb2\n", "pricing: fix the rounding") // lands while the push runs
+	a.Commit("b.php", "b1 changed\nb2\n", "pricing: fix the rounding") // lands while the push runs
 	p = f.wait(t, p.ID)
 	if p.State != StateRolledBack || p.Revert == nil || !strings.Contains(p.Revert.Error, "conflict reverting") {
 		t.Fatalf("push %s, revert %+v", p.State, p.Revert)
 	}
-	if st := runGit(t, a.repo.Dir, "status", "--porcelain"); st != "" {
+	if st := runGit(t, a.Repo.Dir, "status", "--porcelain"); st != "" {
 		t.Errorf("working copy left dirty: %q", st)
 	}
 	if l, _ := f.c.Store.Locks(); l.Commit == nil || !strings.Contains(l.Commit.RevertError, "conflict reverting") {
@@ -183,9 +141,9 @@ func TestRevertConflictSaysSo(t *testing.T) {
 // revision the repository does not have, is refused with a clear message:
 // no push, no baseline, no lock.
 func TestPushRefusedBeforeAnythingChanges(t *testing.T) {
-	a := newAppRepo(t)
+	a := gittest.New(t)
 	f := newTestFleet(t, []string{"www1:www", "www2:www"}, phpLimits, calm)
-	f.c.Repo = a.repo
+	f.c.Repo = a.Repo
 	base := serve(t, f)
 	call := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
@@ -207,7 +165,7 @@ func TestPushRefusedBeforeAnythingChanges(t *testing.T) {
 		return up.SHA256
 	}
 	notTar := upload("this is a typo'd path, not a release\n")
-	good := runGit(t, a.dev, "rev-parse", "HEAD")
+	good := runGit(t, a.Dev, "rev-parse", "HEAD")
 	for _, tt := range []struct{ body, want string }{
 		{`{"revision":"` + good + `","sha256":"` + notTar + `","who":"ed"}`, "not gzip data"},
 		{`{"revision":"1234567","sha256":"` + notTar + `","who":"ed"}`, "not gzip data"},

@@ -15,7 +15,6 @@ import (
 	"strings"
 )
 
-
 // Server is the coordinator's HTTP API: artifacts for the agents, pushes,
 // locks. Reading needs no credential; starting a push, uploading an
 // artifact and clearing the commit lock need the operator token, and

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/netlimit"
 
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/dirlock"
@@ -147,7 +148,8 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 		c.Leading = shared.Leading
 		go lead(ctx, c, shared, log)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv.Handler()}
+	ln = netlimit.Default.Apply(hs, ln)
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)

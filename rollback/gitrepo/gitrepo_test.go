@@ -1,65 +1,39 @@
-package gitrepo
+package gitrepo_test
 
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/immune-ops/immune/rollback/gitrepo"
+
+	"github.com/immune-ops/immune/rollback/gitrepo/gittest"
 )
 
-// world is a bare remote, a developer's clone that commits to it, and the
-// coordinator's working copy: all real git, in a temp dir.
+// world is gittest's world with the live revision and a push of three
+// commits over it.
 type world struct {
+	*gittest.World
 	t             *testing.T
-	remote, dev   string
-	repo          *Repo
-	base, a, b, c string // the live revision, then a push of three commits
-	later         string // a commit after the push, touching b's lines
+	repo          *gitrepo.Repo
+	base, a, b, c string
 }
 
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ann Dev", "GIT_AUTHOR_EMAIL=ann@example.com",
-		"GIT_COMMITTER_NAME=Ann Dev", "GIT_COMMITTER_EMAIL=ann@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (w *world) commit(file, body, subject string) string {
-	w.t.Helper()
-	if err := os.WriteFile(filepath.Join(w.dev, file), []byte(body), 0o644); err != nil {
-		w.t.Fatal(err)
-	}
-	git(w.t, w.dev, "add", file)
-	git(w.t, w.dev, "commit", "-q", "-m", subject)
-	git(w.t, w.dev, "push", "-q", "origin", "main")
-	return git(w.t, w.dev, "rev-parse", "HEAD")
-}
+var git = gittest.Git
 
 func newWorld(t *testing.T) *world {
-	dir := t.TempDir()
-	w := &world{t: t, remote: filepath.Join(dir, "remote.git"), dev: filepath.Join(dir, "dev")}
-	git(t, dir, "init", "-q", "--bare", "-b", "main", w.remote)
-	git(t, dir, "clone", "-q", w.remote, w.dev)
-	git(t, w.dev, "checkout", "-q", "-b", "main")
-	w.base = w.commit("app.php", "v1\n", "checkout: the app today")
-	w.a = w.commit("a.php", "a\n", "search: faster index")
-	w.b = w.commit("b.php", "b1\nb2\n", "pricing: call the new service")
-	w.c = w.commit("c.php", "c\n", "signup: shorter form")
-	work := filepath.Join(dir, "work")
-	git(t, dir, "clone", "-q", w.remote, work)
-	git(t, work, "config", "user.name", "immune")
-	git(t, work, "config", "user.email", "immune@example.com")
-	w.repo = &Repo{Dir: work, Remote: "origin", Branch: "main"}
+	g := gittest.New(t)
+	w := &world{World: g, t: t, repo: g.Repo}
+	w.base = git(t, g.Dev, "rev-parse", "HEAD")
+	w.a = g.Commit("a.php", "a\n", "search: faster index")
+	w.b = g.Commit("b.php", "b1\nb2\n", "pricing: call the new service")
+	w.c = g.Commit("c.php", "c\n", "signup: shorter form")
 	return w
 }
+
+func (w *world) commit(file, body, subject string) string { return w.Commit(file, body, subject) }
 
 func TestRangeAndChecks(t *testing.T) {
 	w := newWorld(t)
@@ -107,13 +81,12 @@ func TestRevertRange(t *testing.T) {
 		ctx := context.Background()
 		w.repo.Fetch(ctx)
 		commits, _ := w.repo.Range(ctx, w.base, w.c)
-		out, err := w.repo.RevertRange(ctx, commits, RevertOptions{EachCommit: each, Reason: "php_errors rose", Push: []string{"git", "push", "-q", "origin", "main"}})
+		out, err := w.repo.RevertRange(ctx, commits, gitrepo.RevertOptions{EachCommit: each, Reason: "php_errors rose", Push: []string{"git", "push", "-q", "origin", "main"}})
 		if err != nil {
 			t.Fatalf("each %v: %v\n%s", each, err, out)
 		}
 		// The remote has the revert: a fresh clone has none of the three files.
-		check := filepath.Join(t.TempDir(), "check")
-		git(t, filepath.Dir(check), "clone", "-q", w.remote, check)
+		check := w.Clone()
 		for _, f := range []string{"a.php", "b.php", "c.php"} {
 			if _, err := os.Stat(filepath.Join(check, f)); err == nil {
 				t.Errorf("each %v: %s is still there after the revert", each, f)
@@ -139,7 +112,7 @@ func TestRevertConflictAborts(t *testing.T) {
 	// After the push someone edits b's lines: reverting b conflicts.
 	w.commit("b.php", "b1 changed\nb2\n", "pricing: fix the rounding")
 	for _, each := range []bool{false, true} {
-		out, err := w.repo.RevertRange(ctx, commits, RevertOptions{EachCommit: each})
+		out, err := w.repo.RevertRange(ctx, commits, gitrepo.RevertOptions{EachCommit: each})
 		if err == nil || !strings.Contains(err.Error(), "conflict reverting "+commits[1].Short()+" (pricing: call the new service by Ann Dev)") {
 			t.Fatalf("each %v: %v\n%s", each, err, out)
 		}
