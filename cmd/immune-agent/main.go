@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/immune-ops/immune/agent"
+	"github.com/immune-ops/immune/checks"
 	"github.com/immune-ops/immune/conf"
 )
 
@@ -33,8 +34,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	loader := conf.AgentLoader{Builtin: checks.ArgParser}
 	if *checkOnly != "" {
-		if _, err := conf.LoadAgent(*checkOnly); err != nil {
+		if _, err := loader.Load(*checkOnly); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -46,7 +48,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return 2
 	}
-	cfg, err := conf.LoadAgent(*config)
+	cfg, err := loader.Load(*config)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
