@@ -95,34 +95,53 @@ func newAPI(args []string) (Check, error) {
 	f := newFlags("check_api", "-U <url> [-j <method>] [-k 'Name: value']... [-P <body> or --body-file <file>]\n"+
 		"       [-e <statuses>] [--assert '<path> <op> <value>']... [-w <warn time>] [-c <critical time>]\n"+
 		"       [-t <timeout>] [--ca-file <file>] [--insecure] [--label <name>]", apiAbout)
-	rawURL := f.StringP("url", "U", "", "Full URL to call: https://api.partner.example/v1/health")
-	method := f.StringP("method", "j", "", "HTTP method (default: GET, or POST with a body)")
-	headers := f.StringArrayP("header", "k", nil, "Header to send, 'Name: value'; repeat for more")
-	body := f.StringP("body", "P", "", "Body to send")
-	bodyFile := f.String("body-file", "", "File whose content is the body to send")
-	expect := f.StringP("expect-status", "e", "2xx", "Statuses that are OK: codes, classes and ranges, comma-separated (200,201 or 2xx or 200-204)")
-	asserts := f.StringArray("assert", nil, "Test on the JSON answer, such as 'status == \"UP\"'; repeat for more (see above)")
-	warn := f.StringP("warning", "w", "", "Response time to result in warning status (seconds)")
-	crit := f.StringP("critical", "c", "", "Response time to result in critical status (seconds)")
-	caFile := f.String("ca-file", "", "PEM file of the CAs to trust instead of the system's")
-	insecure := f.Bool("insecure", false, "Do not verify the partner's certificate")
-	label := f.String("label", "", "Name of the partner in the output (default: the URL's host)")
-	c := &apiCheck{timeout: f.timeout(10, nagios.Critical), headers: http.Header{}}
-	if err := f.parse(args); err != nil {
-		return nil, err
-	}
+	var o apiFlags
+	o.declare(f)
+	return parseBuild(f, args, o.build)
+}
+
+// apiFlags are check_api's options as the command line gives them.
+type apiFlags struct {
+	rawURL, method, body, bodyFile string
+	headers, asserts               []string
+	expect, warn, crit             string
+	caFile                         string
+	insecure                       bool
+	label                          string
+	timeout                        *timeoutFlag
+}
+
+func (o *apiFlags) declare(f *flagSet) {
+	f.StringVarP(&o.rawURL, "url", "U", "", "Full URL to call: https://api.partner.example/v1/health")
+	f.StringVarP(&o.method, "method", "j", "", "HTTP method (default: GET, or POST with a body)")
+	f.StringArrayVarP(&o.headers, "header", "k", nil, "Header to send, 'Name: value'; repeat for more")
+	f.StringVarP(&o.body, "body", "P", "", "Body to send")
+	f.StringVar(&o.bodyFile, "body-file", "", "File whose content is the body to send")
+	f.StringVarP(&o.expect, "expect-status", "e", "2xx", "Statuses that are OK: codes, classes and ranges, comma-separated (200,201 or 2xx or 200-204)")
+	f.StringArrayVar(&o.asserts, "assert", nil, "Test on the JSON answer, such as 'status == \"UP\"'; repeat for more (see above)")
+	f.StringVarP(&o.warn, "warning", "w", "", "Response time to result in warning status (seconds)")
+	f.StringVarP(&o.crit, "critical", "c", "", "Response time to result in critical status (seconds)")
+	f.StringVar(&o.caFile, "ca-file", "", "PEM file of the CAs to trust instead of the system's")
+	f.BoolVar(&o.insecure, "insecure", false, "Do not verify the partner's certificate")
+	f.StringVar(&o.label, "label", "", "Name of the partner in the output (default: the URL's host)")
+	o.timeout = f.timeout(10, nagios.Critical)
+}
+
+// build checks the options f parsed and makes the check.
+func (o *apiFlags) build(f *flagSet) (*apiCheck, error) {
+	c := &apiCheck{timeout: o.timeout, headers: http.Header{}}
 	if rest := f.Args(); len(rest) > 0 {
 		return nil, f.failf("unexpected argument %q", rest[0])
 	}
 
-	u, err := parseAPIURL(*rawURL)
+	u, err := parseAPIURL(o.rawURL)
 	if err != nil {
 		return nil, f.fail(err)
 	}
 	c.url = u
 	c.addURLSecrets(u)
 
-	for i, h := range *headers {
+	for i, h := range o.headers {
 		name, value, err := parseHeader(h)
 		if err != nil {
 			return nil, f.failf("-k: header %d: %v", i+1, err)
@@ -145,22 +164,22 @@ func newAPI(args []string) (Check, error) {
 	case f.Changed("body") && f.Changed("body-file"):
 		return nil, f.failf("-P and --body-file: give the body one way, not both")
 	case f.Changed("body"):
-		c.body, c.hasBody = []byte(*body), true
+		c.body, c.hasBody = []byte(o.body), true
 	case f.Changed("body-file"):
-		b, err := os.ReadFile(*bodyFile)
+		b, err := os.ReadFile(o.bodyFile)
 		if err != nil {
-			return nil, f.failf("--body-file %q: %v", *bodyFile, err)
+			return nil, f.failf("--body-file %q: %v", o.bodyFile, err)
 		}
 		c.body, c.hasBody = b, true
 	}
-	c.method = strings.ToUpper(*method)
+	c.method = strings.ToUpper(o.method)
 	switch {
 	case c.method == "" && c.hasBody:
 		c.method = http.MethodPost
 	case c.method == "":
 		c.method = http.MethodGet
 	case !httpToken(c.method):
-		return nil, f.failf("-j %q: not an HTTP method", *method)
+		return nil, f.failf("-j %q: not an HTTP method", o.method)
 	}
 	if c.hasBody && c.headers.Get("Content-Type") == "" {
 		c.headers.Set("Content-Type", "application/json")
@@ -172,37 +191,37 @@ func newAPI(args []string) (Check, error) {
 		c.headers.Set("User-Agent", fmt.Sprintf("check_api/v%s (immune)", Version))
 	}
 
-	if c.expect, err = parseStatusSet(*expect); err != nil {
-		return nil, f.failf("-e %q: %v", *expect, err)
+	if c.expect, err = parseStatusSet(o.expect); err != nil {
+		return nil, f.failf("-e %q: %v", o.expect, err)
 	}
-	c.expectText = *expect
-	for _, text := range *asserts {
+	c.expectText = o.expect
+	for _, text := range o.asserts {
 		a, err := parseAssertion(text)
 		if err != nil {
 			return nil, f.failf("--assert %q: %v", text, err)
 		}
 		c.asserts = append(c.asserts, a)
 	}
-	if c.thresholds, err = f.thresholds(*warn, *crit); err != nil {
+	if c.thresholds, err = f.thresholds(o.warn, o.crit); err != nil {
 		return nil, err
 	}
 
-	c.tls = &tls.Config{InsecureSkipVerify: *insecure}
-	if *caFile != "" {
-		pemBytes, err := os.ReadFile(*caFile)
+	c.tls = &tls.Config{InsecureSkipVerify: o.insecure}
+	if o.caFile != "" {
+		pemBytes, err := os.ReadFile(o.caFile)
 		if err != nil {
-			return nil, f.failf("--ca-file %q: %v", *caFile, err)
+			return nil, f.failf("--ca-file %q: %v", o.caFile, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, f.failf("--ca-file %q: no PEM certificate in it", *caFile)
+			return nil, f.failf("--ca-file %q: no PEM certificate in it", o.caFile)
 		}
 		c.tls.RootCAs = pool
 	}
 
 	c.label = u.Host
-	if *label != "" {
-		c.label = oneLine(*label)
+	if o.label != "" {
+		c.label = oneLine(o.label)
 	}
 	path := u.EscapedPath()
 	if path == "" {

@@ -80,85 +80,102 @@ func newProcs(args []string) (Check, error) {
 	f := newFlags(procsName,
 		"-w <range> -c <range> [-m metric] [-s state] [-p ppid] [-u user] [-r rss] [-z vsz] [-P %cpu] [-a argument-array] [-C command] [-k] [-t timeout] [-v]",
 		"Checks all processes and generates WARNING or CRITICAL states if the specified metric is outside the required threshold ranges. The metric defaults to number of processes. Search filters can be applied to limit the processes to check; a process must pass them all. The check never counts its own process, nor, when run as a plugin, the process that started it.")
-	c := &procsCheck{self: int32(os.Getpid())}
-	warn := f.StringP("warning", "w", "", "Generate warning state if metric is outside this `RANGE`")
-	crit := f.StringP("critical", "c", "", "Generate critical state if metric is outside this `RANGE`")
-	metric := f.StringP("metric", "m", "PROCS", "Check thresholds against `TYPE`: PROCS (number of processes), VSZ (virtual memory size, KiB), RSS (resident set size, KiB), CPU (percentage CPU), ELAPSED (time elapsed in seconds)")
-	c.timeout = f.timeout(10, nagios.Critical)
-	f.CountVarP(&c.verbose, "verbose", "v", "Extra information: -v lists the processes over the thresholds, -vv every matching process")
-	f.BoolVarP(&c.byPID, "traditional-filter", "T", false, "Recognise this check's own process by its PID only, not also other check_procs runs of the same executable by /proc/pid/exe")
-	c.filterVar(f, "status", "s", "STATUSFLAGS", "Only scan for processes whose ps status flags contain STATUSFLAGS (for example R, Z, S, Ss, I<)", func(s string) (string, error) {
-		if c.filter.state != nil {
+	var o procsFlags
+	o.declare(f)
+	return parseBuild(f, args, o.build)
+}
+
+// procsFlags are check_procs' options as the command line gives them. The
+// filters are parsed as they are read, so that the status line names them
+// in command-line order.
+type procsFlags struct {
+	warn, crit, metric string
+	timeout            *timeoutFlag
+	verbose            int
+	byPID, noKthreads  bool
+	filter             procFilter
+	with               []string
+}
+
+func (o *procsFlags) declare(f *flagSet) {
+	f.StringVarP(&o.warn, "warning", "w", "", "Generate warning state if metric is outside this `RANGE`")
+	f.StringVarP(&o.crit, "critical", "c", "", "Generate critical state if metric is outside this `RANGE`")
+	f.StringVarP(&o.metric, "metric", "m", "PROCS", "Check thresholds against `TYPE`: PROCS (number of processes), VSZ (virtual memory size, KiB), RSS (resident set size, KiB), CPU (percentage CPU), ELAPSED (time elapsed in seconds)")
+	o.timeout = f.timeout(10, nagios.Critical)
+	f.CountVarP(&o.verbose, "verbose", "v", "Extra information: -v lists the processes over the thresholds, -vv every matching process")
+	f.BoolVarP(&o.byPID, "traditional-filter", "T", false, "Recognise this check's own process by its PID only, not also other check_procs runs of the same executable by /proc/pid/exe")
+	o.filterVar(f, "status", "s", "STATUSFLAGS", "Only scan for processes whose ps status flags contain STATUSFLAGS (for example R, Z, S, Ss, I<)", func(s string) (string, error) {
+		if o.filter.state != nil {
 			return "", nil
 		}
-		c.filter.state = &s
+		o.filter.state = &s
 		return "STATE = " + s, nil
 	})
-	c.filterVar(f, "ppid", "p", "PPID", "Only scan for children of the parent process ID indicated", func(s string) (string, error) {
+	o.filterVar(f, "ppid", "p", "PPID", "Only scan for children of the parent process ID indicated", func(s string) (string, error) {
 		n, err := parseCInt(s, 32)
 		if err != nil {
 			return "", errors.New("parent process ID must be an integer")
 		}
 		ppid := int32(n)
-		c.filter.ppid = &ppid
+		o.filter.ppid = &ppid
 		return fmt.Sprintf("PPID = %d", ppid), nil
 	})
-	c.filterVar(f, "vsz", "z", "VSZ", "Only scan for processes with VSZ (KiB) of at least VSZ", func(s string) (string, error) {
+	o.filterVar(f, "vsz", "z", "VSZ", "Only scan for processes with VSZ (KiB) of at least VSZ", func(s string) (string, error) {
 		n, err := parseCInt(s, 64)
 		if err != nil {
 			return "", errors.New("VSZ must be an integer")
 		}
-		c.filter.vsz = &n
+		o.filter.vsz = &n
 		return fmt.Sprintf("VSZ >= %d", n), nil
 	})
-	c.filterVar(f, "rss", "r", "RSS", "Only scan for processes with RSS (KiB) of at least RSS", func(s string) (string, error) {
+	o.filterVar(f, "rss", "r", "RSS", "Only scan for processes with RSS (KiB) of at least RSS", func(s string) (string, error) {
 		n, err := parseCInt(s, 64)
 		if err != nil {
 			return "", errors.New("RSS must be an integer")
 		}
-		c.filter.rss = &n
+		o.filter.rss = &n
 		return fmt.Sprintf("RSS >= %d", n), nil
 	})
-	c.filterVar(f, "pcpu", "P", "PCPU", "Only scan for processes with a %CPU of at least PCPU", func(s string) (string, error) {
+	o.filterVar(f, "pcpu", "P", "PCPU", "Only scan for processes with a %CPU of at least PCPU", func(s string) (string, error) {
 		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return "", errors.New("PCPU must be a number")
 		}
-		c.filter.pcpu = &v
+		o.filter.pcpu = &v
 		return fmt.Sprintf("PCPU >= %.2f", v), nil
 	})
-	c.filterVar(f, "user", "u", "USER", "Only scan for processes with user name or ID indicated", func(s string) (string, error) {
+	o.filterVar(f, "user", "u", "USER", "Only scan for processes with user name or ID indicated", func(s string) (string, error) {
 		uid, name, err := lookupUser(s)
 		if err != nil {
 			return "", err
 		}
-		c.filter.uid = &uid
+		o.filter.uid = &uid
 		return fmt.Sprintf("UID = %d (%s)", uid, name), nil
 	})
-	c.filterVar(f, "argument-array", "a", "STRING", "Only scan for processes with args that contain STRING", func(s string) (string, error) {
-		if c.filter.args != nil {
+	o.filterVar(f, "argument-array", "a", "STRING", "Only scan for processes with args that contain STRING", func(s string) (string, error) {
+		if o.filter.args != nil {
 			return "", nil
 		}
-		c.filter.args = &s
+		o.filter.args = &s
 		return "args '" + s + "'", nil
 	})
-	c.filterVar(f, "ereg-argument-array", "", "REGEX", "Only scan for processes with args that contain the regular expression REGEX", func(s string) (string, error) {
+	o.filterVar(f, "ereg-argument-array", "", "REGEX", "Only scan for processes with args that contain the regular expression REGEX", func(s string) (string, error) {
 		re, err := regexp.Compile(s)
 		if err != nil {
 			return "", fmt.Errorf("could not compile regular expression: %w", err)
 		}
-		c.filter.argsRE = re
+		o.filter.argsRE = re
 		// The twin writes '|' as ',' so that the status line keeps no perfdata separator.
 		return "regex args '" + strings.ReplaceAll(s, "|", ",") + "'", nil
 	})
-	c.filterVar(f, "command", "C", "COMMAND", "Only scan for exact matches of COMMAND (without path)", func(s string) (string, error) {
-		if c.filter.command != nil {
+	o.filterVar(f, "command", "C", "COMMAND", "Only scan for exact matches of COMMAND (without path)", func(s string) (string, error) {
+		if o.filter.command != nil {
 			return "", nil
 		}
-		c.filter.command = &s
+		o.filter.command = &s
 		return "command name '" + s + "'", nil
 	})
-	f.BoolVarP(&c.noKthreads, "no-kthreads", "k", false, "Only scan for non kernel threads")
+	f.BoolVarP(&o.noKthreads, "no-kthreads", "k", false, "Only scan for non kernel threads")
 	// The twin's help names --state and --traditional; getopt reaches the
 	// latter by prefix. Both are spelled here as the twin's help spells them.
 	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
@@ -170,18 +187,23 @@ func newProcs(args []string) (Check, error) {
 		}
 		return pflag.NormalizedName(name)
 	})
-	if err := f.parse(args); err != nil {
-		return nil, err
-	}
+}
 
+// build checks the options f parsed and makes the check.
+func (o *procsFlags) build(f *flagSet) (*procsCheck, error) {
+	c := &procsCheck{
+		self: int32(os.Getpid()), filter: o.filter, with: o.with,
+		verbose: o.verbose, byPID: o.byPID, noKthreads: o.noKthreads, timeout: o.timeout,
+	}
+	warn, crit := o.warn, o.crit
 	// Like the twin, bare arguments are the warning range, the critical
 	// range and the status flags, in that order, for whichever is not set yet.
 	rest := f.Args()
-	if *warn == "" && len(rest) > 0 {
-		*warn, rest = rest[0], rest[1:]
+	if warn == "" && len(rest) > 0 {
+		warn, rest = rest[0], rest[1:]
 	}
-	if *crit == "" && len(rest) > 0 {
-		*crit, rest = rest[0], rest[1:]
+	if crit == "" && len(rest) > 0 {
+		crit, rest = rest[0], rest[1:]
 	}
 	if c.filter.state == nil && len(rest) > 0 {
 		c.filter.state = &rest[0]
@@ -192,24 +214,24 @@ func newProcs(args []string) (Check, error) {
 		return nil, f.failf("unexpected argument %q", rest[0])
 	}
 	var err error
-	if c.thresholds, err = f.thresholds(*warn, *crit); err != nil {
+	if c.thresholds, err = f.thresholds(warn, crit); err != nil {
 		return nil, err
 	}
-	m, ok := procMetrics[*metric]
+	m, ok := procMetrics[o.metric]
 	if !ok {
-		return nil, f.failf("-m %q: metric must be one of PROCS, VSZ, RSS, CPU, ELAPSED", *metric)
+		return nil, f.failf("-m %q: metric must be one of PROCS, VSZ, RSS, CPU, ELAPSED", o.metric)
 	}
-	c.metric, c.metricName = m, *metric
+	c.metric, c.metricName = m, o.metric
 	return c, nil
 }
 
 // filterVar adds a filter option; set parses its value and returns the
 // text the status line shows for it, or "" for a repeat the twin ignores.
-func (c *procsCheck) filterVar(f *flagSet, name, short, placeholder, usage string, set func(string) (string, error)) {
+func (o *procsFlags) filterVar(f *flagSet, name, short, placeholder, usage string, set func(string) (string, error)) {
 	f.VarP(&filterValue{placeholder: placeholder, set: func(s string) error {
 		desc, err := set(s)
 		if desc != "" {
-			c.with = append(c.with, desc)
+			o.with = append(o.with, desc)
 		}
 		return err
 	}}, name, short, usage)
