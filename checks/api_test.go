@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/fixtures/partner"
+	"github.com/immune-ops/immune/fixtures/testpki"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -189,30 +190,18 @@ func TestAPIAgainstPartner(t *testing.T) {
 }
 
 // writeCA writes the CA's certificate where --ca-file can read it.
-func writeCA(t *testing.T, ca *partner.CA) string {
+func writeCA(t *testing.T, ca *testpki.CA) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, ca.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca.WriteFiles(t, path, "")
 	return path
 }
 
 func TestAPITLS(t *testing.T) {
-	ca, err := partner.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverTLS, err := ca.ServerTLS("127.0.0.1", "::1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testpki.NewCA(t, testpki.Options{CommonName: "immune test partner CA"})
+	serverTLS := ca.Issue(t, testpki.Options{CommonName: "partner.test", Hosts: []string{"127.0.0.1", "::1"}}).ServerConfig()
 	caFile := writeCA(t, ca)
-	otherCA, err := partner.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherFile := writeCA(t, otherCA)
+	otherFile := writeCA(t, testpki.NewCA(t, testpki.Options{CommonName: "immune test partner CA"}))
 	badPEM := filepath.Join(t.TempDir(), "bad.pem")
 	if err := os.WriteFile(badPEM, []byte("not a certificate\n"), 0o644); err != nil {
 		t.Fatal(err)

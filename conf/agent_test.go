@@ -1,15 +1,8 @@
 package conf
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/fixtures/testpki"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -205,7 +199,7 @@ f.yaml:2:1: hosts: at least one host is required`},
 func TestFleetAgentTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, notPEM := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.txt")
-	os.WriteFile(ca, selfSigned(t), 0o600)
+	os.WriteFile(ca, testpki.NewCA(t, testpki.Options{CommonName: "agents' CA"}).CertPEM, 0o600)
 	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600)
 	const head = "listen: 127.0.0.1:1\nagent_token_file: t\n"
 	tests := []struct {
@@ -248,20 +242,4 @@ func TestFleetAgentTLS(t *testing.T) {
 			}
 		})
 	}
-}
-
-// selfSigned is a self-signed certificate in PEM.
-func selfSigned(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "agents' CA"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
