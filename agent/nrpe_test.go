@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -30,6 +25,7 @@ import (
 
 	"github.com/immune-ops/immune/checks"
 	"github.com/immune-ops/immune/fixtures/real"
+	"github.com/immune-ops/immune/fixtures/testpki"
 	"github.com/immune-ops/immune/nagios"
 	"github.com/immune-ops/immune/nagios/nrpe"
 )
@@ -334,76 +330,27 @@ func TestNRPECheckNRPETimeout(t *testing.T) {
 	}
 }
 
-// nrpeTestPKI is a CA and the certificates it issued, as PEM files in dir.
+// nrpeTestPKI is a CA whose certificate is dir/name.pem, and that writes
+// what it issues to dir.
 type nrpeTestPKI struct {
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	*testpki.CA
+	dir string
 }
 
 func newNRPETestCA(t *testing.T, dir, name string) *nrpeTestPKI {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nrpeWritePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
-	return &nrpeTestPKI{dir: dir, cert: cert, key: key}
+	ca := testpki.NewCA(t, testpki.Options{CommonName: name})
+	ca.WriteFiles(t, filepath.Join(dir, name+".pem"), "")
+	return &nrpeTestPKI{CA: ca, dir: dir}
 }
 
-// issue writes name.pem and name.key signed by the CA.
+// issue writes name.pem and name.key, for localhost, signed by the CA.
 func (ca *nrpeTestPKI) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	certFile, keyFile = filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+".key")
-	nrpeWritePEM(t, certFile, "CERTIFICATE", der)
-	nrpeWritePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	ca.Issue(t, testpki.Options{CommonName: name, Hosts: []string{"localhost", "127.0.0.1"}, Usage: []x509.ExtKeyUsage{usage}}).
+		WriteFiles(t, certFile, keyFile)
 	return certFile, keyFile
-}
-
-func nrpeWritePEM(t *testing.T, path, kind string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestNRPECheckNRPEMutualTLS(t *testing.T) {

@@ -3,17 +3,12 @@ package agent
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,6 +28,7 @@ import (
 	"github.com/immune-ops/immune/fixtures/nagiosstatus"
 	"github.com/immune-ops/immune/fixtures/poll"
 	"github.com/immune-ops/immune/fixtures/real"
+	"github.com/immune-ops/immune/fixtures/testpki"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -550,47 +546,17 @@ func tlsConfigFor(t *testing.T, caPEM []byte) *tls.Config {
 // pki would, in Icinga's certs dir.
 func icingaTestPKI(t *testing.T, certs, node string) (caFile string) {
 	t.Helper()
-	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Icinga CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: node},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{node}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(certs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, kind string, der []byte) {
-		if err := os.WriteFile(filepath.Join(certs, name), pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("ca.crt", "CERTIFICATE", caDER)
-	write(node+".crt", "CERTIFICATE", der)
-	write(node+".key", "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
-	return filepath.Join(certs, "ca.crt")
+	ca := testpki.NewCA(t, testpki.Options{CommonName: "Icinga CA", RSA: true})
+	ca.Issue(t, testpki.Options{
+		CommonName: node, Hosts: []string{node, "127.0.0.1"}, RSA: true,
+		Usage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}).WriteFiles(t, filepath.Join(certs, node+".crt"), filepath.Join(certs, node+".key"))
+	caFile = filepath.Join(certs, "ca.crt")
+	ca.WriteFiles(t, caFile, "")
+	return caFile
 }
 
 // icingaTest is a real Icinga 2 with its API on a loopback port: host web1,

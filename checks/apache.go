@@ -80,23 +80,43 @@ func newApache(args []string) (Check, error) {
 			"counts the scoreboard's worker states (sb_waiting, sb_reading, ...).\n"+
 			"A status other than 200, or no answer, is CRITICAL; a page that is not\n"+
 			"mod_status ?auto output is UNKNOWN.")
-	host := f.StringP("hostname", "H", "", "Host name for the Host header (virtual host); `ADDRESS`:PORT also connects to PORT")
-	ip := f.StringP("IP-address", "I", "", "`ADDRESS` (IP or name) to connect to (default: the host of -H)")
-	port := f.IntP("port", "p", 0, "`PORT` to connect to (default: 80, or 443 with -S)")
-	path := f.StringP("url", "u", "/server-status?auto", "`PATH` of the mod_status page, with ?auto")
-	ssl := sslFlag(f, "Connect with TLS, without verifying the certificate, as check_http does.\n`VERSION` (1, 1.1, 1.2 or 1.3; with a '+' suffix, that or newer) pins the protocol")
-	auth := f.StringP("authorization", "a", "", "`AUTH_PAIR` is username:password for basic authentication")
-	ipv4 := f.BoolP("use-ipv4", "4", false, "Use IPv4 connection")
-	ipv6 := f.BoolP("use-ipv6", "6", false, "Use IPv6 connection")
-	timeout := f.timeout(10, nagios.Critical)
-	metric := f.StringP("metric", "m", "busy", "`METRIC` that -w and -c judge: busy (busy workers), idle (idle workers), busy_pct (busy workers\nin percent of scoreboard slots) or conns (ConnsTotal, or busy workers where the MPM does not report it)")
-	warn := f.StringP("warning", "w", "", "`RANGE` of the metric that gives WARNING")
-	crit := f.StringP("critical", "c", "", "`RANGE` of the metric that gives CRITICAL")
-	idleWarn := f.Int("idle-warning", 0, "WARNING when fewer than `COUNT` workers are idle")
-	idleCrit := f.Int("idle-critical", 0, "CRITICAL when fewer than `COUNT` workers are idle")
-	if err := f.parse(sslArgs(f, args)); err != nil {
-		return nil, err
-	}
+	var o apacheFlags
+	o.declare(f)
+	return parseBuild(f, sslArgs(f, args), o.build)
+}
+
+// apacheFlags are check_apache's options as the command line gives them.
+type apacheFlags struct {
+	host, ip           string
+	port               int
+	path               string
+	ssl                *string
+	auth               string
+	ipv4, ipv6         bool
+	timeout            *timeoutFlag
+	metric, warn, crit string
+	idleWarn, idleCrit int
+}
+
+func (o *apacheFlags) declare(f *flagSet) {
+	f.StringVarP(&o.host, "hostname", "H", "", "Host name for the Host header (virtual host); `ADDRESS`:PORT also connects to PORT")
+	f.StringVarP(&o.ip, "IP-address", "I", "", "`ADDRESS` (IP or name) to connect to (default: the host of -H)")
+	f.IntVarP(&o.port, "port", "p", 0, "`PORT` to connect to (default: 80, or 443 with -S)")
+	f.StringVarP(&o.path, "url", "u", "/server-status?auto", "`PATH` of the mod_status page, with ?auto")
+	o.ssl = sslFlag(f, "Connect with TLS, without verifying the certificate, as check_http does.\n`VERSION` (1, 1.1, 1.2 or 1.3; with a '+' suffix, that or newer) pins the protocol")
+	f.StringVarP(&o.auth, "authorization", "a", "", "`AUTH_PAIR` is username:password for basic authentication")
+	f.BoolVarP(&o.ipv4, "use-ipv4", "4", false, "Use IPv4 connection")
+	f.BoolVarP(&o.ipv6, "use-ipv6", "6", false, "Use IPv6 connection")
+	o.timeout = f.timeout(10, nagios.Critical)
+	f.StringVarP(&o.metric, "metric", "m", "busy", "`METRIC` that -w and -c judge: busy (busy workers), idle (idle workers), busy_pct (busy workers\nin percent of scoreboard slots) or conns (ConnsTotal, or busy workers where the MPM does not report it)")
+	f.StringVarP(&o.warn, "warning", "w", "", "`RANGE` of the metric that gives WARNING")
+	f.StringVarP(&o.crit, "critical", "c", "", "`RANGE` of the metric that gives CRITICAL")
+	f.IntVar(&o.idleWarn, "idle-warning", 0, "WARNING when fewer than `COUNT` workers are idle")
+	f.IntVar(&o.idleCrit, "idle-critical", 0, "CRITICAL when fewer than `COUNT` workers are idle")
+}
+
+// build checks the options f parsed and makes the check.
+func (o *apacheFlags) build(f *flagSet) (*apacheCheck, error) {
 	if f.NArg() > 0 {
 		return nil, f.failf("unexpected argument %q", f.Arg(0))
 	}
@@ -104,17 +124,17 @@ func newApache(args []string) (Check, error) {
 	if !f.Changed("hostname") && !f.Changed("IP-address") {
 		return nil, f.failf("-H or -I is required: the server to ask for its status")
 	}
-	vhost, vport, err := splitVirtualHost(*host)
+	vhost, vport, err := splitVirtualHost(o.host)
 	if err != nil {
-		return nil, f.failf("-H %q: %v", *host, err)
+		return nil, f.failf("-H %q: %v", o.host, err)
 	}
 	vhost = unbracket(vhost)
-	addr := strings.TrimSuffix(strings.TrimPrefix(*ip, "["), "]")
+	addr := strings.TrimSuffix(strings.TrimPrefix(o.ip, "["), "]")
 	if f.Changed("IP-address") && addr == "" {
-		return nil, f.failf("-I %q: empty address", *ip)
+		return nil, f.failf("-I %q: empty address", o.ip)
 	}
 	if f.Changed("hostname") && vhost == "" {
-		return nil, f.failf("-H %q: empty host name", *host)
+		return nil, f.failf("-H %q: empty host name", o.host)
 	}
 	switch {
 	case vhost == "":
@@ -128,23 +148,24 @@ func newApache(args []string) (Check, error) {
 	if useTLS {
 		scheme, defaultPort = "https", 443
 	}
+	port := o.port
 	switch {
 	case f.Changed("port"):
-		if *port < 1 || *port > 65535 {
-			return nil, f.failf("-p %d: want a port from 1 to 65535", *port)
+		if port < 1 || port > 65535 {
+			return nil, f.failf("-p %d: want a port from 1 to 65535", port)
 		}
 	case vport != 0:
-		*port = vport
+		port = vport
 	default:
-		*port = defaultPort
+		port = defaultPort
 	}
-	if !strings.HasPrefix(*path, "/") {
-		return nil, f.failf("-u %q: want a path starting with /", *path)
+	if !strings.HasPrefix(o.path, "/") {
+		return nil, f.failf("-u %q: want a path starting with /", o.path)
 	}
 	// The URL gives the Host header, which names -H's own port if it has one
 	// (-p may still connect elsewhere) and, as in check_http, leaves out the
 	// scheme's default port.
-	hostPort := *port
+	hostPort := port
 	if vport != 0 {
 		hostPort = vport
 	}
@@ -152,34 +173,34 @@ func newApache(args []string) (Check, error) {
 	if hostPort == defaultPort {
 		urlHost = strings.TrimSuffix(urlHost, ":"+strconv.Itoa(hostPort))
 	}
-	u, err := url.Parse(scheme + "://" + urlHost + *path)
+	u, err := url.Parse(scheme + "://" + urlHost + o.path)
 	if err != nil {
-		return nil, f.failf("-H %q with -u %q: not a URL: %v", vhost, *path, err)
+		return nil, f.failf("-H %q with -u %q: not a URL: %v", vhost, o.path, err)
 	}
 
 	c := &apacheCheck{
 		url:        u.String(),
-		dialAddr:   net.JoinHostPort(addr, strconv.Itoa(*port)),
+		dialAddr:   net.JoinHostPort(addr, strconv.Itoa(port)),
 		network:    "tcp",
-		timeout:    timeout,
+		timeout:    o.timeout,
 		thresholds: map[string]nagios.Thresholds{},
 	}
 	switch {
-	case *ipv4 && *ipv6:
+	case o.ipv4 && o.ipv6:
 		return nil, f.failf("-4 and -6 exclude each other")
-	case *ipv4:
+	case o.ipv4:
 		c.network = "tcp4"
-	case *ipv6:
+	case o.ipv6:
 		c.network = "tcp6"
 	}
 	if useTLS {
-		if c.ssl, err = parseTLSVersions(*ssl); err != nil {
-			return nil, f.failf("-S %q: %v", *ssl, err)
+		if c.ssl, err = parseTLSVersions(*o.ssl); err != nil {
+			return nil, f.failf("-S %q: %v", *o.ssl, err)
 		}
 	}
 
 	if f.Changed("authorization") {
-		user, password, ok := strings.Cut(*auth, ":")
+		user, password, ok := strings.Cut(o.auth, ":")
 		if !ok {
 			// The text is a secret: the message must not echo it.
 			return nil, f.failf("-a: want USERNAME:PASSWORD, found no ':'")
@@ -187,19 +208,19 @@ func newApache(args []string) (Check, error) {
 		c.auth = url.UserPassword(user, password)
 	}
 
-	if !slices.Contains(apacheMetrics, *metric) {
-		return nil, f.failf("-m %q: want one of %s", *metric, strings.Join(apacheMetrics, ", "))
+	if !slices.Contains(apacheMetrics, o.metric) {
+		return nil, f.failf("-m %q: want one of %s", o.metric, strings.Join(apacheMetrics, ", "))
 	}
-	t, err := f.thresholds(*warn, *crit)
+	t, err := f.thresholds(o.warn, o.crit)
 	if err != nil {
 		return nil, err
 	}
-	c.thresholds[*metric] = t
+	c.thresholds[o.metric] = t
 	if f.Changed("idle-warning") || f.Changed("idle-critical") {
-		if *metric == "idle" {
+		if o.metric == "idle" {
 			return nil, f.failf("--idle-warning and --idle-critical judge idle workers: with -m idle use -w and -c")
 		}
-		if c.thresholds["idle"], err = apacheIdleThresholds(f, *idleWarn, *idleCrit); err != nil {
+		if c.thresholds["idle"], err = apacheIdleThresholds(f, o.idleWarn, o.idleCrit); err != nil {
 			return nil, err
 		}
 	}

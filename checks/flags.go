@@ -158,3 +158,18 @@ func (f *flagSet) timeout(seconds int, state nagios.State) *timeoutFlag {
 	f.VarP(t, "timeout", "t", "Seconds before the check times out; SECONDS:STATE also sets the state a timeout gives")
 	return t
 }
+
+// parseBuild parses args with f, then makes the check with build, which
+// reads what the flags were given: the second half of a constructor whose
+// flags are declared into a struct of their own.
+func parseBuild[C Check](f *flagSet, args []string, build func(*flagSet) (C, error)) (Check, error) {
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	c, err := build(f)
+	if err != nil {
+		// Not c: a nil pointer in a Check is not a nil Check.
+		return nil, err
+	}
+	return c, nil
+}

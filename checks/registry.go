@@ -56,6 +56,20 @@ func Lookup(name string) (Spec, bool) {
 	return s, ok
 }
 
+// ArgParser finds a check by name and returns what parses its arguments:
+// it is conf.AgentLoader.Builtin for the agent, so that a mistake in a
+// configured check's flags is a config error, found before the agent starts.
+func ArgParser(name string) (parseArgs func(args []string) error, ok bool) {
+	s, ok := registry[name]
+	if !ok {
+		return nil, false
+	}
+	return func(args []string) error {
+		_, err := s.New(args)
+		return err
+	}, true
+}
+
 // List returns every registered check, sorted by name.
 func List() []Spec {
 	specs := make([]Spec, 0, len(registry))

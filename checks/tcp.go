@@ -64,49 +64,77 @@ func newTCP(args []string) (Check, error) {
 		"[-t <timeout seconds>] [-r <refuse state>] [-M <mismatch state>] [-4] [-6] [-j]\n"+
 		"[-D <warn days cert expire>[,<crit days cert expire>]] [-S <use SSL>] [-E]",
 		"This plugin tests TCP connections with the specified host (or unix socket).")
-	c := &tcpCheck{host: "127.0.0.1", network: "tcp", refuse: nagios.Critical, mismatch: nagios.Warning}
-	host := f.StringP("hostname", "H", "", "Host name, IP Address, or unix socket (must be an absolute path)")
-	port := f.StringP("port", "p", "", "Port number (default: none)")
-	f.BoolFuncP("use-ipv4", "4", "Use IPv4 connection", func(string) error { c.network = "tcp4"; return nil })
-	f.BoolFuncP("use-ipv6", "6", "Use IPv6 connection", func(string) error { c.network = "tcp6"; return nil })
-	// -E changes only the -s and -q options after it, as in the twin.
-	escape := false
+	var o tcpFlags
+	o.declare(f)
+	return parseBuild(f, args, o.build)
+}
+
+// tcpFlags are check_tcp's options as the command line gives them.
+type tcpFlags struct {
+	host, port string
+	network    string
+	// escape is -E, which changes only the -s and -q options after it, as
+	// in the twin: they are unescaped as they are read.
+	escape                bool
+	send, quit            string
+	expect                []string
+	expectAll             bool
+	refuse, mismatch      string
+	hide                  bool
+	maxBytes, delay, cert string
+	useTLS                bool
+	sni                   string
+	warn, crit            string
+	timeout               *timeoutFlag
+}
+
+func (o *tcpFlags) declare(f *flagSet) {
+	o.network = "tcp"
+	f.StringVarP(&o.host, "hostname", "H", "", "Host name, IP Address, or unix socket (must be an absolute path)")
+	f.StringVarP(&o.port, "port", "p", "", "Port number (default: none)")
+	f.BoolFuncP("use-ipv4", "4", "Use IPv4 connection", func(string) error { o.network = "tcp4"; return nil })
+	f.BoolFuncP("use-ipv6", "6", "Use IPv6 connection", func(string) error { o.network = "tcp6"; return nil })
 	f.BoolFuncP("escape", "E", `Can use \n, \r, \t or \\ in send or quit string. Must come before send or quit option`,
-		func(string) error { escape = true; return nil })
+		func(string) error { o.escape = true; return nil })
 	f.FuncP("send", "s", "String to send to the server", func(s string) error {
-		if escape {
+		if o.escape {
 			s = tcpUnescape(s)
 		}
-		c.send = s
+		o.send = s
 		return nil
 	})
-	f.StringArrayVarP(&c.expect, "expect", "e", nil, "String to expect in server response (may be repeated)")
-	f.BoolVarP(&c.expectAll, "all", "A", false, "All expect strings need to occur in server response. Default is any")
+	f.StringArrayVarP(&o.expect, "expect", "e", nil, "String to expect in server response (may be repeated)")
+	f.BoolVarP(&o.expectAll, "all", "A", false, "All expect strings need to occur in server response. Default is any")
 	f.FuncP("quit", "q", "String to send server to initiate a clean close of the connection", func(s string) error {
-		if escape {
-			c.quit = tcpUnescape(s)
+		if o.escape {
+			o.quit = tcpUnescape(s)
 		} else {
-			c.quit = s + "\r\n"
+			o.quit = s + "\r\n"
 		}
 		return nil
 	})
-	refuse := f.StringP("refuse", "r", "crit", "Accept TCP refusals with states ok, warn, crit")
-	mismatch := f.StringP("mismatch", "M", "warn", "Accept expected string mismatches with states ok, warn, crit")
-	f.BoolVarP(&c.hide, "jail", "j", false, "Hide output from TCP socket")
-	maxBytes := f.StringP("maxbytes", "m", "", "Close connection once more than this number of bytes are received")
-	delay := f.StringP("delay", "d", "", "Seconds to wait between sending string and polling for response")
-	certFlag := f.StringP("certificate", "D", "", "Minimum number of days a certificate has to be valid: WARN[,CRIT] (CRIT default 0)")
-	f.BoolVarP(&c.useTLS, "ssl", "S", false, "Use SSL for the connection.")
-	f.StringVar(&c.sni, "sni", "", "SSL server_name")
-	warn := f.StringP("warning", "w", "", "Response time to result in warning status (seconds)")
-	crit := f.StringP("critical", "c", "", "Response time to result in critical status (seconds)")
-	c.timeout = f.timeout(10, nagios.Critical)
-	if err := f.parse(args); err != nil {
-		return nil, err
-	}
+	f.StringVarP(&o.refuse, "refuse", "r", "crit", "Accept TCP refusals with states ok, warn, crit")
+	f.StringVarP(&o.mismatch, "mismatch", "M", "warn", "Accept expected string mismatches with states ok, warn, crit")
+	f.BoolVarP(&o.hide, "jail", "j", false, "Hide output from TCP socket")
+	f.StringVarP(&o.maxBytes, "maxbytes", "m", "", "Close connection once more than this number of bytes are received")
+	f.StringVarP(&o.delay, "delay", "d", "", "Seconds to wait between sending string and polling for response")
+	f.StringVarP(&o.cert, "certificate", "D", "", "Minimum number of days a certificate has to be valid: WARN[,CRIT] (CRIT default 0)")
+	f.BoolVarP(&o.useTLS, "ssl", "S", false, "Use SSL for the connection.")
+	f.StringVar(&o.sni, "sni", "", "SSL server_name")
+	f.StringVarP(&o.warn, "warning", "w", "", "Response time to result in warning status (seconds)")
+	f.StringVarP(&o.crit, "critical", "c", "", "Response time to result in critical status (seconds)")
+	o.timeout = f.timeout(10, nagios.Critical)
+}
 
+// build checks the options f parsed and makes the check.
+func (o *tcpFlags) build(f *flagSet) (*tcpCheck, error) {
+	c := &tcpCheck{
+		host: "127.0.0.1", network: o.network, send: o.send, quit: o.quit,
+		expect: o.expect, expectAll: o.expectAll, hide: o.hide, useTLS: o.useTLS, sni: o.sni,
+		timeout: o.timeout,
+	}
 	if f.Changed("hostname") {
-		c.host, c.hostGiven = *host, true
+		c.host, c.hostGiven = o.host, true
 	}
 	switch rest := f.Args(); {
 	case len(rest) > 1 || (len(rest) == 1 && c.hostGiven):
@@ -119,31 +147,31 @@ func newTCP(args []string) (Check, error) {
 	}
 	var err error
 	if f.Changed("port") {
-		if c.port, err = tcpPositiveInt(*port); err != nil || c.port > 65535 {
-			return nil, f.failf("-p %q: port must be an integer from 1 to 65535", *port)
+		if c.port, err = tcpPositiveInt(o.port); err != nil || c.port > 65535 {
+			return nil, f.failf("-p %q: port must be an integer from 1 to 65535", o.port)
 		}
 	}
-	if c.refuse, err = parseTCPState(*refuse); err != nil {
-		return nil, f.failf("-r %q: refuse must be one of ok, warn, crit", *refuse)
+	if c.refuse, err = parseTCPState(o.refuse); err != nil {
+		return nil, f.failf("-r %q: refuse must be one of ok, warn, crit", o.refuse)
 	}
-	if c.mismatch, err = parseTCPState(*mismatch); err != nil {
-		return nil, f.failf("-M %q: mismatch must be one of ok, warn, crit", *mismatch)
+	if c.mismatch, err = parseTCPState(o.mismatch); err != nil {
+		return nil, f.failf("-M %q: mismatch must be one of ok, warn, crit", o.mismatch)
 	}
 	if f.Changed("maxbytes") {
-		if c.maxBytes, err = tcpPositiveInt(*maxBytes); err != nil {
-			return nil, f.failf("-m %q: maxbytes must be a positive integer", *maxBytes)
+		if c.maxBytes, err = tcpPositiveInt(o.maxBytes); err != nil {
+			return nil, f.failf("-m %q: maxbytes must be a positive integer", o.maxBytes)
 		}
 	}
 	if f.Changed("delay") {
-		n, err := tcpPositiveInt(*delay)
+		n, err := tcpPositiveInt(o.delay)
 		if err != nil {
-			return nil, f.failf("-d %q: delay must be a positive integer", *delay)
+			return nil, f.failf("-d %q: delay must be a positive integer", o.delay)
 		}
 		c.delay = time.Duration(n) * time.Second
 	}
 	if f.Changed("certificate") {
-		if c.certDays, err = parseCertDays(*certFlag); err != nil {
-			return nil, f.failf("-D %q: %v", *certFlag, err)
+		if c.certDays, err = parseCertDays(o.cert); err != nil {
+			return nil, f.failf("-D %q: %v", o.cert, err)
 		}
 		c.checkCert, c.useTLS = true, true
 	}
@@ -151,14 +179,14 @@ func newTCP(args []string) (Check, error) {
 		c.useTLS = true
 	}
 	if f.Changed("warning") {
-		if c.warn, err = tcpSeconds(*warn); err != nil {
-			return nil, f.failf("-w %q: warning time must be a number of seconds", *warn)
+		if c.warn, err = tcpSeconds(o.warn); err != nil {
+			return nil, f.failf("-w %q: warning time must be a number of seconds", o.warn)
 		}
 		c.warnSet = true
 	}
 	if f.Changed("critical") {
-		if c.crit, err = tcpSeconds(*crit); err != nil {
-			return nil, f.failf("-c %q: critical time must be a number of seconds", *crit)
+		if c.crit, err = tcpSeconds(o.crit); err != nil {
+			return nil, f.failf("-c %q: critical time must be a number of seconds", o.crit)
 		}
 		c.critSet = true
 	}

@@ -2,14 +2,10 @@ package checks
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -19,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/fixtures/testpki"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -109,24 +106,10 @@ func npSilent(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
 // npTestCert makes a self-signed certificate for cn valid until notAfter.
 func npTestCert(t *testing.T, cn string, notAfter time.Time) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-72 * time.Hour),
-		NotAfter:     notAfter.Truncate(time.Second),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{cn},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return testpki.SelfSigned(t, testpki.Options{
+		CommonName: cn, Hosts: []string{cn},
+		NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: notAfter.Truncate(time.Second),
+	}).TLS()
 }
 
 // npDays is a certificate lifetime well away from a day boundary, so that

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/immune-ops/immune/checks"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -169,30 +168,51 @@ const (
 	MinInterval = time.Second
 )
 
-// LoadAgent reads and validates an agent config, filling in defaults.
-func LoadAgent(path string) (*Agent, error) {
+// AgentLoader reads agent configs. Its zero value checks everything but
+// the names and arguments of built-in checks, which only the checks know:
+// conf takes them from its caller rather than importing package checks, so
+// that the coordinator, which imports conf for its own config, links none
+// of the checks and their libraries.
+type AgentLoader struct {
+	// Builtin knows the built-in checks; the agent gives checks.ArgParser.
+	// Nil leaves builtin names and args unchecked.
+	Builtin BuiltinLookup
+}
+
+// BuiltinLookup finds a built-in check by name and returns what parses its
+// arguments; ok is false when there is no such check.
+type BuiltinLookup func(name string) (parseArgs func(args []string) error, ok bool)
+
+// Load reads and validates an agent config, filling in defaults.
+func (l AgentLoader) Load(path string) (*Agent, error) {
 	var a Agent
-	if err := load(path, &a); err != nil {
+	if err := load(path, &a, func(c *checker) { a.validate(c, l.Builtin) }); err != nil {
 		return nil, err
 	}
 	return &a, nil
 }
 
-// ParseAgent is LoadAgent for text already read; name is used in errors.
-func ParseAgent(name string, data []byte) (*Agent, error) {
+// Parse is Load for text already read; name is used in errors.
+func (l AgentLoader) Parse(name string, data []byte) (*Agent, error) {
 	var a Agent
-	if err := decode(name, data, &a); err != nil {
+	if err := decode(name, data, &a, func(c *checker) { a.validate(c, l.Builtin) }); err != nil {
 		return nil, err
 	}
 	return &a, nil
 }
+
+// LoadAgent is the zero AgentLoader's Load: built-in checks go unchecked.
+func LoadAgent(path string) (*Agent, error) { return AgentLoader{}.Load(path) }
+
+// ParseAgent is the zero AgentLoader's Parse: built-in checks go unchecked.
+func ParseAgent(name string, data []byte) (*Agent, error) { return AgentLoader{}.Parse(name, data) }
 
 var (
 	checkNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	argRefRE    = regexp.MustCompile(`\$ARG([0-9]+)\$`)
 )
 
-func (a *Agent) validate(c *checker) {
+func (a *Agent) validate(c *checker, builtin BuiltinLookup) {
 	if a.Host == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -213,7 +233,7 @@ func (a *Agent) validate(c *checker) {
 	}
 	names := map[string]int{}
 	for i := range a.Checks {
-		a.Checks[i].validate(c, fmt.Sprintf("checks.%d", i))
+		a.Checks[i].validate(c, fmt.Sprintf("checks.%d", i), builtin)
 		if prev, dup := names[a.Checks[i].Name]; dup && a.Checks[i].Name != "" {
 			c.errorf(fmt.Sprintf("checks.%d.name", i), "%q is also the name of checks[%d]", a.Checks[i].Name, prev)
 		}
@@ -244,7 +264,7 @@ func (a *Agent) validate(c *checker) {
 	}
 }
 
-func (ch *Check) validate(c *checker, path string) {
+func (ch *Check) validate(c *checker, path string, builtin BuiltinLookup) {
 	if ch.Name == "" {
 		c.errorf(path, "name is required")
 	} else if !checkNameRE.MatchString(ch.Name) {
@@ -259,14 +279,14 @@ func (ch *Check) validate(c *checker, path string) {
 	if kinds != 1 {
 		c.errorf(path, "set exactly one of builtin, plugin or go_plugin")
 	}
-	if ch.Builtin != "" && kinds == 1 {
-		spec, ok := checks.Lookup(ch.Builtin)
+	if ch.Builtin != "" && kinds == 1 && builtin != nil {
+		parseArgs, ok := builtin(ch.Builtin)
 		switch {
 		case !ok:
 			c.errorf(path+".builtin", "no check named %q (immune check --list shows them)", ch.Builtin)
 		case ch.ArgCount() == 0:
 			// Arguments are known now: a mistake in them is a config error.
-			if _, err := spec.New(ch.Args); err != nil {
+			if err := parseArgs(ch.Args); err != nil {
 				c.errorf(path+".args", "%v", err)
 			}
 		}

@@ -193,7 +193,7 @@ const (
 // LoadFleet reads and validates a fleet config, filling in defaults.
 func LoadFleet(path string) (*Fleet, error) {
 	var f Fleet
-	if err := load(path, &f); err != nil {
+	if err := load(path, &f, f.validate); err != nil {
 		return nil, err
 	}
 	return &f, nil
@@ -202,7 +202,7 @@ func LoadFleet(path string) (*Fleet, error) {
 // ParseFleet is LoadFleet for text already read; name is used in errors.
 func ParseFleet(name string, data []byte) (*Fleet, error) {
 	var f Fleet
-	if err := decode(name, data, &f); err != nil {
+	if err := decode(name, data, &f, f.validate); err != nil {
 		return nil, err
 	}
 	return &f, nil

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/immune-ops/immune/fixtures/testpki"
 )
 
 func TestExampleFleetConfig(t *testing.T) {
@@ -42,7 +44,7 @@ func TestBadFleetConfigs(t *testing.T) {
 func TestFleetAgentTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca, notPEM := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.txt")
-	os.WriteFile(ca, selfSigned(t), 0o600)
+	os.WriteFile(ca, testpki.NewCA(t, testpki.Options{CommonName: "agents' CA"}).CertPEM, 0o600)
 	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600)
 	const head = "listen: 127.0.0.1:1\nagent_token_file: t\n"
 	tests := []struct {

@@ -47,11 +47,6 @@ func (e *FieldError) Error() string {
 	return pos + ": " + e.Field + ": " + e.Msg
 }
 
-// validator is a config that checks itself once it is decoded.
-type validator interface {
-	validate(v *checker)
-}
-
 // checker collects validation errors with the positions of their fields.
 type checker struct {
 	file string
@@ -181,17 +176,18 @@ var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
 // fieldNotFoundRE is yaml.v3's wording for an unknown key.
 var fieldNotFoundRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 
-// load reads a YAML file into v, refusing unknown keys, then validates it.
-func load(path string, v validator) error {
+// load reads a YAML file into v, refusing unknown keys, then checks it
+// with validate, which fills in defaults and reports through the checker.
+func load(path string, v any, validate func(*checker)) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	return decode(path, data, v)
+	return decode(path, data, v, validate)
 }
 
 // decode is load for text already read; name is the file name errors give.
-func decode(name string, data []byte, v validator) error {
+func decode(name string, data []byte, v any, validate func(*checker)) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Errors{yamlError(name, err)}
@@ -213,7 +209,7 @@ func decode(name string, data []byte, v validator) error {
 		return errs
 	}
 	c := &checker{file: name, root: &root}
-	v.validate(c)
+	validate(c)
 	if len(c.errs) > 0 {
 		sort.SliceStable(c.errs, func(i, j int) bool {
 			return c.errs[i].(*FieldError).Line < c.errs[j].(*FieldError).Line

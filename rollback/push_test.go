@@ -2,18 +2,13 @@ package rollback
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +20,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/fixtures/testpki"
 )
 
 // standIn is an agent's API in memory: the coordinator's side of the
@@ -510,22 +506,11 @@ func tlsFleet(t *testing.T, dir, fleetTLS string, hosts map[string]string) *conf
 // with other true, one that signed nothing.
 func writeCA(t *testing.T, path string, cert *x509.Certificate, other bool) {
 	t.Helper()
-	der := cert.Raw
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 	if other {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		}
-		if der, err = x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key); err != nil {
-			t.Fatal(err)
-		}
+		certPEM = testpki.NewCA(t, testpki.Options{CommonName: "another CA"}).CertPEM
 	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(path, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

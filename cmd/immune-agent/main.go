@@ -16,6 +16,7 @@ import (
 	"github.com/immune-ops/immune/cmd/internal/cli"
 
 	"github.com/immune-ops/immune/agent"
+	"github.com/immune-ops/immune/checks"
 	"github.com/immune-ops/immune/conf"
 )
 
@@ -35,8 +36,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, done := cli.Parse(fs, args, "immune-agent", stdout); done {
 		return code
 	}
+	loader := conf.AgentLoader{Builtin: checks.ArgParser}
 	if *checkOnly != "" {
-		if _, err := conf.LoadAgent(*checkOnly); err != nil {
+		if _, err := loader.Load(*checkOnly); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -48,7 +50,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return 2
 	}
-	cfg, err := conf.LoadAgent(*config)
+	cfg, err := loader.Load(*config)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
