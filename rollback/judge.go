@@ -55,6 +55,8 @@ type Reading struct {
 	HostType string `json:"host_type"`
 	Gauge    string `json:"gauge"`
 	Role     Role   `json:"role,omitempty"`
+	// Phase is the phase whose hosts an effect is of, from 1.
+	Phase int `json:"phase,omitempty"`
 	// Test says how the effect was judged: "counts, exact", "levels across
 	// hosts", "before/after at scale", "guard".
 	Test string `json:"test,omitempty"`

@@ -135,7 +135,7 @@ func (g *group) where() string {
 
 // base is a reading of the group's effect, before its numbers.
 func (g *group) base(test string) Reading {
-	return Reading{HostType: g.hostType, Gauge: g.l.Gauge, Test: test, Threshold: thresholdText(g.l), Evidence: g.c.Evidence(g.in.Now)}
+	return Reading{HostType: g.hostType, Gauge: g.l.Gauge, Phase: g.c.Phase + 1, Test: test, Threshold: thresholdText(g.l), Evidence: g.c.Evidence(g.in.Now)}
 }
 
 // effect judges the release's effect on the cohort against the control.

@@ -12,10 +12,6 @@ import (
 	"github.com/immune-ops/immune/conf"
 )
 
-var nan = math.NaN()
-
-func f(x float64) *float64 { return &x }
-
 // trial is a small fleet judged in process: every host sampled each 10 s,
 // a baseline window, then the phase's hosts switched at once.
 type trial struct {

@@ -369,14 +369,6 @@ func (c *Coordinator) host(name string) conf.Host {
 	return conf.Host{Name: name}
 }
 
-func (c *Coordinator) hosts(names []string) []conf.Host {
-	out := make([]conf.Host, 0, len(names))
-	for _, n := range names {
-		out = append(out, c.host(n))
-	}
-	return out
-}
-
 // event records a line of progress in the push and the log.
 func (c *Coordinator) event(p *Push, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
