@@ -35,6 +35,14 @@ func (g *group) levelEffect(canaries, controls []hostData) Reading {
 		s2 := (sumSq(dc, mc) + sumSq(dk, mk)) / t.df
 		t.se = math.Sqrt(s2 * (1/float64(len(dc)) + 1/float64(len(dk))))
 	} else {
+		// Each host's own spread says nothing of how differently two
+		// hosts answer what the whole fleet sees (a surge moves one host's
+		// cpu headroom twice as much as another's): it stands in only for
+		// the phase being observed, never to judge an earlier phase's
+		// hosts against a lone host held back.
+		if g.c.Phase != g.in.Cohorts[len(g.in.Cohorts)-1].Phase {
+			return r
+		}
 		vc, dfc := withinHost(canaries, log)
 		vk, dfk := withinHost(controls, log)
 		t.se, t.df = math.Sqrt(vc+vk), math.Min(dfc, dfk)
