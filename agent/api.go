@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -34,14 +35,14 @@ type API struct {
 // Handler returns the API's routes.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+agentapi.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /api/v1/checks", a.auth(http.HandlerFunc(a.checks)))
-	mux.Handle("GET /api/v1/checks/{name}", a.auth(http.HandlerFunc(a.check)))
-	mux.Handle("GET /api/v1/snapshot", a.auth(http.HandlerFunc(a.snapshot)))
-	mux.Handle("GET /metrics", a.auth(http.HandlerFunc(a.metrics)))
-	mux.Handle("GET /api/v1/passive", a.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET "+agentapi.ChecksPath, a.auth(http.HandlerFunc(a.checks)))
+	mux.Handle("GET "+agentapi.CheckPath("{name}"), a.auth(http.HandlerFunc(a.check)))
+	mux.Handle("GET "+agentapi.SnapshotPath, a.auth(http.HandlerFunc(a.snapshot)))
+	mux.Handle("GET "+agentapi.MetricsPath, a.auth(http.HandlerFunc(a.metrics)))
+	mux.Handle("GET "+agentapi.PassivePath, a.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, a.Passive.Targets())
 	})))
 	if a.Deployer != nil {
@@ -75,15 +76,8 @@ func (a *API) readCredential(r *http.Request) bool {
 	return ok && a.Token != "" && subtle.ConstantTimeCompare([]byte(given), []byte(a.Token)) == 1
 }
 
-// checksReply is the answer of /api/v1/checks.
-type checksReply struct {
-	Host     string   `json:"host"`
-	HostType string   `json:"host_type"`
-	Checks   []Status `json:"checks"`
-}
-
 func (a *API) checks(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, checksReply{Host: a.Host, HostType: a.HostType, Checks: a.Store.All()})
+	writeJSON(w, agentapi.Checks{Host: a.Host, HostType: a.HostType, Checks: a.Store.All()})
 }
 
 func (a *API) check(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +108,7 @@ func (a *API) metrics(w http.ResponseWriter, _ *http.Request) {
 	var b strings.Builder
 	b.WriteString("# HELP immune_check_state Check state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE immune_check_state gauge\n")
 	for _, st := range all {
-		fmt.Fprintf(&b, "immune_check_state{check=%s,state_type=%s} %d\n", quoteLabel(st.Name), quoteLabel(string(st.StateType)), st.State.ExitCode())
+		fmt.Fprintf(&b, "immune_check_state{check=%s,state_type=%s} %d\n", quoteLabel(st.Name), quoteLabel(st.StateType), st.State.ExitCode())
 	}
 	b.WriteString("# HELP immune_check_attempt Check attempt of max_check_attempts.\n# TYPE immune_check_attempt gauge\n")
 	for _, st := range all {

@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -28,67 +27,14 @@ import (
 
 	"github.com/google/renameio/v2"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 )
 
-// Deployer installs the releases the coordinator pushes, and rolls them back.
-// This is the contract the coordinator codes against.
-//
-// Layout, under deploy.root: releases/<revision>/ is an unpacked artifact;
-// current and previous are symlinks to releases/<revision>; meta/<revision>.json
-// records the sha256 a release was unpacked from and its order. Entries with
-// a '~' in their name are temporary (no revision can contain one) and are
-// removed at start and before each deploy.
-//
-// Credentials: only the bearer token in deploy.token_file may deploy or roll
-// back; the HTTP API's read token or a client certificate gets 403 there,
-// no or an unknown credential 401. GET /api/v1/release takes either.
-//
-//   - GET /api/v1/release -> 200 {"current":"R2","previous":"R1","releases":["R1","R2"]}:
-//     releases oldest first (in the order they were unpacked), current and
-//     previous "" when there is none.
-//   - POST /api/v1/deploy {"revision":"R","artifact_url":"http://...","sha256":"<hex>"}:
-//     fetches the URL with "Authorization: Bearer <deploy token>", at most
-//     deploy.max_artifact_bytes, checks its sha256 before unpacking anything,
-//     unpacks the tar.gz into a temporary dir in releases/ and renames it to
-//     releases/R, runs pre_activate, points current at it with one rename(2)
-//     (previous at the release it replaces), runs post_activate, and removes
-//     all but the newest deploy.keep releases (never current or previous).
-//     200 with the release JSON. Deploying the current revision is a 200
-//     no-op; an existing releases/R whose recorded sha256 matches is reused
-//     without a download (the retry after a crash); one that does not match,
-//     or has none, is unpacked again.
-//   - POST /api/v1/rollback {"to":"R1"} (body optional; default: previous)
-//     points current at the target with one rename(2), previous at the
-//     release it replaces, runs post_activate; 200 with the release JSON,
-//     a no-op when the target is current already, 404 when it is not unpacked.
-//
-// Hooks run without a shell, in the release's dir, with IMMUNE_REVISION,
-// IMMUNE_RELEASE_DIR and IMMUNE_PREVIOUS_REVISION added to the agent's
-// environment, each for at most deploy.hook_timeout, their process group
-// killed past it. A failing pre_activate leaves current unchanged; a deploy's
-// failing post_activate switches current and previous back, while a
-// rollback's leaves current on the rollback target (a retry is then a no-op,
-// not a switch back to the bad release). Each is a 500 whose text says which
-// hook failed, how, and which release is current. Once the
-// hooks start, a coordinator hanging up does not stop them: the switch is
-// carried through or undone, never left halfway.
-//
-// Refused artifacts are a 422 and leave nothing behind: a sha256 other than
-// the one asked for, more than max_artifact_bytes, not a tar.gz, or entries
-// that could reach outside the release: absolute names, ".." in a name,
-// symlinks that are absolute or whose target has ".." after a name or more
-// leading ".." than the link is deep, hard links to anything but a regular
-// file already in the artifact, entries inside a symlink or a file, and
-// devices, fifos and every other kind but files, dirs and symlinks. File
-// modes keep their permission bits only (no setuid, setgid or sticky bit).
-//
-// Other answers: 400 for a bad request body (revision names are
-// [A-Za-z0-9._-]{1,64} but not "." or ".."; sha256 is 64 hex digits; the
-// URL is http or https), 409 while another deploy or rollback runs (with
-// Retry-After: they are not queued, as a queued push could run after the
-// coordinator gave up on it) or when R is current but was unpacked from
-// another sha256, 502 when the artifact cannot be fetched.
+// Deployer installs the releases the coordinator pushes, and rolls them
+// back, as the agentapi package documents: the layout under deploy.root,
+// the credentials, the steps of a deploy and a rollback, the hooks and
+// which artifacts are refused.
 type Deployer struct {
 	cfg    conf.Deploy
 	token  string
@@ -96,25 +42,6 @@ type Deployer struct {
 	log    *slog.Logger
 	// busy holds a value while a deploy or rollback runs.
 	busy chan struct{}
-}
-
-// Release is the state of a host's releases, as the release routes answer it.
-type Release struct {
-	Current  string   `json:"current"`
-	Previous string   `json:"previous"`
-	Releases []string `json:"releases"`
-}
-
-// DeployRequest is the body of POST /api/v1/deploy.
-type DeployRequest struct {
-	Revision    string `json:"revision"`
-	ArtifactURL string `json:"artifact_url"`
-	SHA256      string `json:"sha256"`
-}
-
-// RollbackRequest is the body of POST /api/v1/rollback; an empty To is the previous release.
-type RollbackRequest struct {
-	To string `json:"to"`
 }
 
 const (
@@ -132,14 +59,6 @@ const (
 	// maxRequestBytes bounds a deploy or rollback request body.
 	maxRequestBytes = 64 << 10
 )
-
-var revisionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// validRevision tells whether name may be a revision: it is a file name in
-// releases/, so "." and ".." are not.
-func validRevision(name string) bool {
-	return revisionRE.MatchString(name) && name != "." && name != ".."
-}
 
 // releaseMeta is what meta/<revision>.json records of an unpacked release.
 type releaseMeta struct {
@@ -192,14 +111,14 @@ func (d *Deployer) metaFile(rev string) string {
 }
 
 // Release reads the current state from the root.
-func (d *Deployer) Release() (Release, error) {
+func (d *Deployer) Release() (agentapi.Release, error) {
 	cur, err := d.readLink(currentLink)
 	if err != nil {
-		return Release{}, err
+		return agentapi.Release{}, err
 	}
 	prev, err := d.readLink(previousLink)
 	if err != nil {
-		return Release{}, err
+		return agentapi.Release{}, err
 	}
 	if prev == cur {
 		// Left by a crash between the two renames of a switch: previous
@@ -208,9 +127,9 @@ func (d *Deployer) Release() (Release, error) {
 	}
 	list, err := d.list()
 	if err != nil {
-		return Release{}, err
+		return agentapi.Release{}, err
 	}
-	rel := Release{Current: cur, Previous: prev, Releases: make([]string, len(list))}
+	rel := agentapi.Release{Current: cur, Previous: prev, Releases: make([]string, len(list))}
 	for i, m := range list {
 		rel.Releases[i] = m.Revision
 	}
@@ -227,7 +146,7 @@ func (d *Deployer) readLink(name string) (string, error) {
 		return "", fmt.Errorf("read release link: %w", err)
 	}
 	rev := filepath.Base(target)
-	if !validRevision(rev) {
+	if agentapi.ValidRevision(rev) != nil {
 		return "", fmt.Errorf("read release link: %s points at %q, not at a release", name, target)
 	}
 	return rev, nil
@@ -242,7 +161,7 @@ func (d *Deployer) list() ([]releaseMeta, error) {
 	}
 	var list []releaseMeta
 	for _, e := range entries {
-		if !e.IsDir() || !validRevision(e.Name()) {
+		if !e.IsDir() || agentapi.ValidRevision(e.Name()) != nil {
 			continue
 		}
 		m, _ := d.readMeta(e.Name())
@@ -278,9 +197,10 @@ func (d *Deployer) lock() (unlock func(), err error) {
 	}
 }
 
-func (r *DeployRequest) validate() error {
-	if !validRevision(r.Revision) {
-		return failf(http.StatusBadRequest, "revision %q: use 1 to 64 letters, digits, '.', '_' and '-', not \".\" or \"..\"", r.Revision)
+// validateDeploy checks a deploy request, and makes its sha256 lower case.
+func validateDeploy(r *agentapi.DeployRequest) error {
+	if err := agentapi.ValidRevision(r.Revision); err != nil {
+		return failf(http.StatusBadRequest, "%v", err)
 	}
 	r.SHA256 = strings.ToLower(r.SHA256)
 	if b, err := hex.DecodeString(r.SHA256); err != nil || len(b) != sha256.Size {
@@ -295,32 +215,32 @@ func (r *DeployRequest) validate() error {
 
 // Deploy installs and activates a release; see Deployer for the steps. ctx
 // bounds the download and unpacking; the hooks and the switch run to their end.
-func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) (Release, error) {
-	if err := req.validate(); err != nil {
-		return Release{}, err
+func (d *Deployer) Deploy(ctx context.Context, req agentapi.DeployRequest) (agentapi.Release, error) {
+	if err := validateDeploy(&req); err != nil {
+		return agentapi.Release{}, err
 	}
 	unlock, err := d.lock()
 	if err != nil {
-		return Release{}, err
+		return agentapi.Release{}, err
 	}
 	defer unlock()
 	rel, err := d.deploy(ctx, req)
 	if err != nil {
-		return Release{}, fmt.Errorf("deploy %s: %w", req.Revision, err)
+		return agentapi.Release{}, fmt.Errorf("deploy %s: %w", req.Revision, err)
 	}
 	return rel, nil
 }
 
-func (d *Deployer) deploy(ctx context.Context, req DeployRequest) (Release, error) {
+func (d *Deployer) deploy(ctx context.Context, req agentapi.DeployRequest) (agentapi.Release, error) {
 	rev := req.Revision
 	old, err := d.Release()
 	if err != nil {
-		return Release{}, err
+		return agentapi.Release{}, err
 	}
 	m, hasMeta := d.readMeta(rev)
 	if old.Current == rev {
 		if hasMeta && m.SHA256 != req.SHA256 {
-			return Release{}, failf(http.StatusConflict, "%s is current, unpacked from sha256 %s, not %s", rev, m.SHA256, req.SHA256)
+			return agentapi.Release{}, failf(http.StatusConflict, "%s is current, unpacked from sha256 %s, not %s", rev, m.SHA256, req.SHA256)
 		}
 		d.log.Info("deploy: already current", "revision", rev)
 		return old, nil
@@ -333,26 +253,26 @@ func (d *Deployer) deploy(ctx context.Context, req DeployRequest) (Release, erro
 	case err == nil:
 		d.log.Warn("deploy: unpacking again over a release of another or unknown sha256", "revision", rev, "recorded_sha256", m.SHA256)
 		if err := d.remove(rev); err != nil {
-			return Release{}, err
+			return agentapi.Release{}, err
 		}
 		fallthrough
 	case errors.Is(err, os.ErrNotExist):
 		if err := d.install(ctx, req); err != nil {
-			return Release{}, err
+			return agentapi.Release{}, err
 		}
 	default:
-		return Release{}, fmt.Errorf("look for release: %w", err)
+		return agentapi.Release{}, fmt.Errorf("look for release: %w", err)
 	}
 
 	ctx = context.WithoutCancel(ctx)
 	if err := d.hook(ctx, "pre_activate", d.cfg.PreActivate, rev, old.Current); err != nil {
-		return Release{}, fmt.Errorf("%w; current is still %s", err, orNone(old.Current))
+		return agentapi.Release{}, fmt.Errorf("%w; current is still %s", err, orNone(old.Current))
 	}
 	if err := d.setLinks(rev, old.Current); err != nil {
-		return Release{}, d.undo(err, old)
+		return agentapi.Release{}, d.undo(err, old)
 	}
 	if err := d.hook(ctx, "post_activate", d.cfg.PostActivate, rev, old.Current); err != nil {
-		return Release{}, d.undo(err, old)
+		return agentapi.Release{}, d.undo(err, old)
 	}
 	d.prune()
 	d.log.Info("deployed", "revision", rev, "previous", old.Current)
@@ -361,7 +281,7 @@ func (d *Deployer) deploy(ctx context.Context, req DeployRequest) (Release, erro
 
 // undo puts current and previous back as they were after a failed switch,
 // and says so in the error.
-func (d *Deployer) undo(err error, old Release) error {
+func (d *Deployer) undo(err error, old agentapi.Release) error {
 	if uerr := d.setLinks(old.Current, old.Previous); uerr != nil {
 		return fmt.Errorf("%w; and switching back to %s failed too: %v", err, orNone(old.Current), uerr)
 	}
@@ -376,30 +296,32 @@ func orNone(rev string) string {
 }
 
 // Rollback points current at to, or at the previous release when to is "".
-func (d *Deployer) Rollback(ctx context.Context, to string) (Release, error) {
-	if to != "" && !validRevision(to) {
-		return Release{}, failf(http.StatusBadRequest, "rollback: revision %q: use 1 to 64 letters, digits, '.', '_' and '-'", to)
+func (d *Deployer) Rollback(ctx context.Context, to string) (agentapi.Release, error) {
+	if to != "" {
+		if err := agentapi.ValidRevision(to); err != nil {
+			return agentapi.Release{}, failf(http.StatusBadRequest, "rollback: %v", err)
+		}
 	}
 	unlock, err := d.lock()
 	if err != nil {
-		return Release{}, fmt.Errorf("rollback: %w", err)
+		return agentapi.Release{}, fmt.Errorf("rollback: %w", err)
 	}
 	defer unlock()
 	rel, err := d.rollback(ctx, to)
 	if err != nil {
-		return Release{}, fmt.Errorf("rollback to %s: %w", orNone(to), err)
+		return agentapi.Release{}, fmt.Errorf("rollback to %s: %w", orNone(to), err)
 	}
 	return rel, nil
 }
 
-func (d *Deployer) rollback(ctx context.Context, to string) (Release, error) {
+func (d *Deployer) rollback(ctx context.Context, to string) (agentapi.Release, error) {
 	old, err := d.Release()
 	if err != nil {
-		return Release{}, err
+		return agentapi.Release{}, err
 	}
 	if to == "" {
 		if to = old.Previous; to == "" {
-			return Release{}, failf(http.StatusNotFound, "there is no previous release")
+			return agentapi.Release{}, failf(http.StatusNotFound, "there is no previous release")
 		}
 	}
 	if to == old.Current {
@@ -407,17 +329,17 @@ func (d *Deployer) rollback(ctx context.Context, to string) (Release, error) {
 		return old, nil
 	}
 	if !slices.Contains(old.Releases, to) {
-		return Release{}, failf(http.StatusNotFound, "%s is not unpacked here (releases: %s)", to, strings.Join(old.Releases, " "))
+		return agentapi.Release{}, failf(http.StatusNotFound, "%s is not unpacked here (releases: %s)", to, strings.Join(old.Releases, " "))
 	}
 	ctx = context.WithoutCancel(ctx)
 	if err := d.setLinks(to, old.Current); err != nil {
-		return Release{}, d.undo(err, old)
+		return agentapi.Release{}, d.undo(err, old)
 	}
 	if err := d.hook(ctx, "post_activate", d.cfg.PostActivate, to, old.Current); err != nil {
 		// Unlike a deploy's, this switch is not undone: switching back
 		// would put back the release being rolled back from, and the
 		// coordinator's retry would then flip the host back and forth.
-		return Release{}, fmt.Errorf("%w; current is %s all the same, not switched back to %s, the release rolled back from", err, to, orNone(old.Current))
+		return agentapi.Release{}, fmt.Errorf("%w; current is %s all the same, not switched back to %s, the release rolled back from", err, to, orNone(old.Current))
 	}
 	d.log.Info("rolled back", "revision", to, "previous", old.Current)
 	return d.Release()
@@ -458,7 +380,7 @@ func (d *Deployer) setLink(name, rev string) error {
 }
 
 // install fetches, checks and unpacks an artifact into releases/<revision>.
-func (d *Deployer) install(ctx context.Context, req DeployRequest) error {
+func (d *Deployer) install(ctx context.Context, req agentapi.DeployRequest) error {
 	releases := filepath.Join(d.cfg.Root, releasesDir)
 	f, err := os.CreateTemp(releases, req.Revision+tempMark+"fetch-*")
 	if err != nil {
@@ -541,7 +463,7 @@ func (d *Deployer) fetch(ctx context.Context, rawURL string, w io.Writer) (strin
 	if err != nil {
 		return "", failf(http.StatusBadRequest, "fetch artifact %s: %v", rawURL, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+d.token)
+	agentapi.SetToken(req, d.token)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return "", failf(http.StatusBadGateway, "fetch artifact: %v", err)
@@ -898,9 +820,9 @@ func (d *Deployer) cleanTemps() {
 // deployRoutes adds the release routes to the API.
 func (a *API) deployRoutes(mux *http.ServeMux) {
 	d := a.Deployer
-	mux.Handle("GET /api/v1/release", a.releaseAuth(http.HandlerFunc(d.serveRelease)))
-	mux.Handle("POST /api/v1/deploy", a.deployAuth(http.HandlerFunc(d.serveDeploy)))
-	mux.Handle("POST /api/v1/rollback", a.deployAuth(http.HandlerFunc(d.serveRollback)))
+	mux.Handle("GET "+agentapi.ReleasePath, a.releaseAuth(http.HandlerFunc(d.serveRelease)))
+	mux.Handle("POST "+agentapi.DeployPath, a.deployAuth(http.HandlerFunc(d.serveDeploy)))
+	mux.Handle("POST "+agentapi.RollbackPath, a.deployAuth(http.HandlerFunc(d.serveRollback)))
 }
 
 // hasDeployToken tells whether a request carries the deploy token.
@@ -945,7 +867,7 @@ func (d *Deployer) serveRelease(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (d *Deployer) serveDeploy(w http.ResponseWriter, r *http.Request) {
-	var req DeployRequest
+	var req agentapi.DeployRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&req); err != nil {
 		http.Error(w, fmt.Sprintf("deploy: read request: %v", err), http.StatusBadRequest)
 		return
@@ -955,7 +877,7 @@ func (d *Deployer) serveDeploy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Deployer) serveRollback(w http.ResponseWriter, r *http.Request) {
-	var req RollbackRequest
+	var req agentapi.RollbackRequest
 	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&req)
 	if err != nil && !errors.Is(err, io.EOF) {
 		http.Error(w, fmt.Sprintf("rollback: read request: %v", err), http.StatusBadRequest)
@@ -966,7 +888,7 @@ func (d *Deployer) serveRollback(w http.ResponseWriter, r *http.Request) {
 }
 
 // reply writes the release JSON, or the error with its status.
-func (d *Deployer) reply(w http.ResponseWriter, rel Release, err error) {
+func (d *Deployer) reply(w http.ResponseWriter, rel agentapi.Release, err error) {
 	if err == nil {
 		writeJSON(w, rel)
 		return

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 )
 
@@ -248,17 +249,17 @@ func (e *deployEnv) deploy(rev string, artifact []byte) (int, string) {
 }
 
 func deployBody(rev, url, sum string) string {
-	b, _ := json.Marshal(DeployRequest{Revision: rev, ArtifactURL: url, SHA256: sum})
+	b, _ := json.Marshal(agentapi.DeployRequest{Revision: rev, ArtifactURL: url, SHA256: sum})
 	return string(b)
 }
 
 // mustRelease reads a 200 answer's release JSON.
-func (e *deployEnv) mustRelease(what string, code int, body string) Release {
+func (e *deployEnv) mustRelease(what string, code int, body string) agentapi.Release {
 	e.t.Helper()
 	if code != http.StatusOK {
 		e.t.Fatalf("%s: %d %s", what, code, body)
 	}
-	var rel Release
+	var rel agentapi.Release
 	if err := json.Unmarshal([]byte(body), &rel); err != nil {
 		e.t.Fatalf("%s: %v in %q", what, err, body)
 	}
@@ -753,7 +754,7 @@ func TestDeployAfterCrash(t *testing.T) {
 	// A crash after unpacking and before the switch: the retry reuses the
 	// release without downloading it again.
 	url2, sum2 := e.coord.publish(releaseArtifact(t, "R2"))
-	if err := e.a.deployer.install(ctx, DeployRequest{Revision: "R2", ArtifactURL: url2, SHA256: sum2}); err != nil {
+	if err := e.a.deployer.install(ctx, agentapi.DeployRequest{Revision: "R2", ArtifactURL: url2, SHA256: sum2}); err != nil {
 		t.Fatal(err)
 	}
 	e.wantOnDisk("crashed before the switch", "R1", "", "R1", "R2")
@@ -765,7 +766,7 @@ func TestDeployAfterCrash(t *testing.T) {
 
 	// A release unpacked from another artifact is unpacked again.
 	url3, sum3 := e.coord.publish(releaseArtifact(t, "R3"))
-	if err := e.a.deployer.install(ctx, DeployRequest{Revision: "R3", ArtifactURL: url3, SHA256: sum3}); err != nil {
+	if err := e.a.deployer.install(ctx, agentapi.DeployRequest{Revision: "R3", ArtifactURL: url3, SHA256: sum3}); err != nil {
 		t.Fatal(err)
 	}
 	url3b, sum3b := e.coord.publish(releaseArtifact(t, "R3", fileEntry("rebuilt", "")))

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/immune-ops/immune/agentapi"
 )
 
 // MaxArtifactBytes bounds an uploaded artifact.
@@ -116,18 +118,17 @@ type pushRequest struct {
 	Who      string `json:"who"`
 }
 
-var revisionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
 	var req pushRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		fail(w, 400, "read push request: %v", err)
 		return
 	}
-	switch {
-	case !revisionRE.MatchString(req.Revision) || req.Revision == "." || req.Revision == "..":
-		fail(w, 400, "revision %q: use 1 to 64 letters, digits, '.', '_' or '-'", req.Revision)
+	if err := agentapi.ValidRevision(req.Revision); err != nil {
+		fail(w, 400, "%v", err)
 		return
+	}
+	switch {
 	case !sha256RE.MatchString(req.SHA256):
 		fail(w, 400, "sha256 %q is not a sha256 (upload the artifact first)", req.SHA256)
 		return
