@@ -17,6 +17,24 @@ import (
 	"github.com/immune-ops/immune/conf"
 )
 
+// Agents is what the coordinator asks of the agents. AgentClient asks
+// them over their HTTP API; a test of the push state machine may answer
+// in memory instead.
+type Agents interface {
+	// Snapshot reads one host's gauges.
+	Snapshot(ctx context.Context, h conf.Host) (Sample, error)
+	// Release reads which release a host runs.
+	Release(ctx context.Context, h conf.Host) (agentapi.Release, error)
+	// Deploy has a host fetch, verify and activate a revision's artifact.
+	Deploy(ctx context.Context, h conf.Host, revision, artifactURL, sha256 string) (agentapi.Release, error)
+	// Rollback switches a host back to a release (the previous one when to is empty).
+	Rollback(ctx context.Context, h conf.Host, to string) (agentapi.Release, error)
+	// Checks reads every check of one host.
+	Checks(ctx context.Context, h conf.Host) (agentapi.Checks, error)
+}
+
+var _ Agents = (*AgentClient)(nil)
+
 // AgentClient talks to the agents' HTTP API: the coordinator reads agents
 // only through it, as it will across a real network.
 type AgentClient struct {

@@ -117,7 +117,7 @@ type Reverter func(ctx context.Context, revision string) (output string, err err
 type Coordinator struct {
 	Fleet  *conf.Fleet
 	Store  Store
-	Agents *AgentClient
+	Agents Agents
 	Revert Reverter
 	// ArtifactURL is where agents fetch an artifact by its sha256.
 	ArtifactURL func(sha256 string) string
