@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,10 +58,8 @@ func (a *API) auth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		had := strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
-		a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", had)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="immune"`)
-		http.Error(w, "a bearer token or a client certificate is required", http.StatusUnauthorized)
+		a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", agentapi.HasBearer(r))
+		agentapi.Unauthorized(w, r, "immune")
 	})
 }
 
@@ -72,8 +69,7 @@ func (a *API) readCredential(r *http.Request) bool {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return true
 	}
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && a.Token != "" && subtle.ConstantTimeCompare([]byte(given), []byte(a.Token)) == 1
+	return agentapi.HasToken(r, a.Token)
 }
 
 func (a *API) checks(w http.ResponseWriter, _ *http.Request) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -825,17 +824,11 @@ func (a *API) deployRoutes(mux *http.ServeMux) {
 	mux.Handle("POST "+agentapi.RollbackPath, a.deployAuth(http.HandlerFunc(d.serveRollback)))
 }
 
-// hasDeployToken tells whether a request carries the deploy token.
-func (d *Deployer) hasDeployToken(r *http.Request) bool {
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(given), []byte(d.token)) == 1
-}
-
 // releaseAuth lets the deploy token through, and otherwise the read credential.
 func (a *API) releaseAuth(next http.Handler) http.Handler {
 	read := a.auth(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.Deployer.hasDeployToken(r) {
+		if agentapi.HasToken(r, a.Deployer.token) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -848,15 +841,14 @@ func (a *API) releaseAuth(next http.Handler) http.Handler {
 func (a *API) deployAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case a.Deployer.hasDeployToken(r):
+		case agentapi.HasToken(r, a.Deployer.token):
 			next.ServeHTTP(w, r)
 		case a.readCredential(r):
 			a.Log.Warn("api: deploy refused to the read credential", "path", r.URL.Path, "remote", r.RemoteAddr)
 			http.Error(w, "the read credential may not deploy or roll back: use the deploy token", http.StatusForbidden)
 		default:
-			a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="immune-deploy"`)
-			http.Error(w, "the deploy token is required", http.StatusUnauthorized)
+			a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", agentapi.HasBearer(r))
+			agentapi.Unauthorized(w, r, "immune-deploy")
 		}
 	})
 }

@@ -2,7 +2,6 @@ package rollback
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -51,14 +50,7 @@ func (s *Server) Handler() http.Handler {
 
 // need lets a request through with the given bearer token only.
 func (s *Server) need(token string, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
-			http.Error(w, "this needs the right bearer token", http.StatusUnauthorized)
-			return
-		}
-		h(w, r)
-	})
+	return agentapi.RequireToken(token, "immune-coordinator", h)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
