@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/immune-ops/immune/cmd/internal/sibling"
 	"github.com/immune-ops/immune/fixtures/fleet"
 	"github.com/immune-ops/immune/rollback"
 )
@@ -54,12 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "immune demo: git is not installed: the demo reverts the bad commit in a local git repository; install it (apt-get install git) and run the demo again")
 		return 1
 	}
-	agentBin, err := sibling("immune-agent")
+	agentBin, err := sibling.Path("immune-agent")
 	if err != nil {
 		fmt.Fprintf(stderr, "immune demo: %v\n", err)
 		return 1
 	}
-	coordBin, err := sibling("immune-coordinator")
+	coordBin, err := sibling.Path("immune-coordinator")
 	if err != nil {
 		fmt.Fprintf(stderr, "immune demo: %v\n", err)
 		return 1
@@ -110,20 +111,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// sibling finds one of immune's binaries beside this one, or on PATH.
-func sibling(name string) (string, error) {
-	if self, err := os.Executable(); err == nil {
-		path := filepath.Join(filepath.Dir(self), name)
-		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-			return path, nil
-		}
-	}
-	if path, err := exec.LookPath(name); err == nil {
-		return path, nil
-	}
-	return "", fmt.Errorf("%s is not beside immune-demo nor on PATH (make build puts it in bin/)", name)
 }
 
 // demo runs the story and keeps what did not hold.
