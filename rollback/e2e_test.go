@@ -23,6 +23,7 @@ import (
 	"github.com/immune-ops/immune/fixtures/fleet"
 	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/rollback"
+	"github.com/immune-ops/immune/rollback/client"
 )
 
 // pushTimeout bounds the wait for one push: far above the ~15 s a push of
@@ -248,7 +249,7 @@ func TestE2EGoodThenBadPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Push(ctx, fix, "e2e"); fleet.Status(err) != http.StatusConflict || !strings.Contains(err.Error(), "locked") {
+	if _, err := f.Push(ctx, fix, "e2e"); client.StatusCode(err) != http.StatusConflict || !strings.Contains(err.Error(), "locked") {
 		t.Errorf("push while locked: %v, want 409 locked", err)
 	}
 
@@ -266,7 +267,7 @@ func TestE2EGoodThenBadPush(t *testing.T) {
 			t.Errorf("unlock with %s: %v", tc.name, err)
 		case tc.want == http.StatusOK && (l.Commit != nil || len(l.Cleared) != 1 || l.Cleared[0].ClearedBy != "e2e"):
 			t.Errorf("unlock with %s: locks %+v, want the lock cleared by e2e", tc.name, l)
-		case tc.want != http.StatusOK && fleet.Status(err) != tc.want:
+		case tc.want != http.StatusOK && client.StatusCode(err) != tc.want:
 			t.Errorf("unlock with %s: %v, want %d", tc.name, err, tc.want)
 		}
 	}

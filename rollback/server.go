@@ -91,7 +91,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		fail(w, 500, "store artifact: %v", err)
 		return
 	}
-	writeJSON(w, 201, map[string]any{"sha256": sum, "bytes": n})
+	writeJSON(w, 201, Upload{SHA256: sum, Bytes: n})
 }
 
 func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
@@ -103,15 +103,21 @@ func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
 	http.ServeFile(w, r, filepath.Join(s.ArtifactDir, sum+".tar.gz"))
 }
 
-// pushRequest starts a push.
-type pushRequest struct {
+// Upload is the answer of PUT /api/v1/artifacts: the stored artifact.
+type Upload struct {
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// PushRequest is the body of POST /api/v1/pushes, which starts a push.
+type PushRequest struct {
 	Revision string `json:"revision"`
 	SHA256   string `json:"sha256"`
 	Who      string `json:"who"`
 }
 
 func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
-	var req pushRequest
+	var req PushRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		fail(w, 400, "read push request: %v", err)
 		return
@@ -175,14 +181,14 @@ func (s *Server) locks(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, 200, l)
 }
 
-// unlockRequest clears the commit lock.
-type unlockRequest struct {
+// UnlockRequest is the body of POST /api/v1/unlock, which clears the commit lock.
+type UnlockRequest struct {
 	Who    string `json:"who"`
 	Reason string `json:"reason"`
 }
 
 func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
-	var req unlockRequest
+	var req UnlockRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		fail(w, 400, "read unlock request: %v", err)
 		return
