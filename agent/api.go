@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,7 +46,9 @@ func (a *API) Handler() http.Handler {
 		writeJSON(w, a.Passive.Targets())
 	})))
 	if a.Deployer != nil {
-		a.deployRoutes(mux)
+		mux.Handle("GET "+agentapi.ReleasePath, a.releaseAuth(http.HandlerFunc(a.release)))
+		mux.Handle("POST "+agentapi.DeployPath, a.deployAuth(http.HandlerFunc(a.deploy)))
+		mux.Handle("POST "+agentapi.RollbackPath, a.deployAuth(http.HandlerFunc(a.rollback)))
 	}
 	return mux
 }
@@ -132,4 +135,84 @@ func (a *API) metrics(w http.ResponseWriter, _ *http.Request) {
 // quoteLabel writes a Prometheus label value: quoted, with \, " and newline escaped.
 func quoteLabel(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// maxRequestBytes bounds a deploy or rollback request body.
+const maxRequestBytes = 64 << 10
+
+// releaseAuth lets the deploy token through, and otherwise the read credential.
+func (a *API) releaseAuth(next http.Handler) http.Handler {
+	read := a.auth(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if agentapi.HasToken(r, a.Deployer.token) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		read.ServeHTTP(w, r)
+	})
+}
+
+// deployAuth lets only the deploy token through: the read credential is
+// known but not allowed (403), anything else is no credential (401).
+func (a *API) deployAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case agentapi.HasToken(r, a.Deployer.token):
+			next.ServeHTTP(w, r)
+		case a.readCredential(r):
+			a.Log.Warn("api: deploy refused to the read credential", "path", r.URL.Path, "remote", r.RemoteAddr)
+			http.Error(w, "the read credential may not deploy or roll back: use the deploy token", http.StatusForbidden)
+		default:
+			a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", agentapi.HasBearer(r))
+			agentapi.Unauthorized(w, r, "immune-deploy")
+		}
+	})
+}
+
+func (a *API) release(w http.ResponseWriter, _ *http.Request) {
+	rel, err := a.Deployer.Release()
+	a.deployReply(w, rel, err)
+}
+
+func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.DeployRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&req); err != nil {
+		http.Error(w, fmt.Sprintf("deploy: read request: %v", err), http.StatusBadRequest)
+		return
+	}
+	rel, err := a.Deployer.Deploy(r.Context(), req)
+	a.deployReply(w, rel, err)
+}
+
+func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.RollbackRequest
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&req)
+	if err != nil && !errors.Is(err, io.EOF) {
+		http.Error(w, fmt.Sprintf("rollback: read request: %v", err), http.StatusBadRequest)
+		return
+	}
+	rel, err := a.Deployer.Rollback(r.Context(), req.To)
+	a.deployReply(w, rel, err)
+}
+
+// deployReply writes the release JSON, or the error with the status it carries.
+func (a *API) deployReply(w http.ResponseWriter, rel agentapi.Release, err error) {
+	if err == nil {
+		writeJSON(w, rel)
+		return
+	}
+	code := http.StatusInternalServerError
+	var de *deployError
+	if errors.As(err, &de) {
+		code = de.code
+	}
+	if errors.Is(err, errBusy) {
+		w.Header().Set("Retry-After", "5")
+	}
+	if code >= 500 {
+		a.Log.Error("deploy", "err", err)
+	} else {
+		a.Log.Warn("deploy", "err", err)
+	}
+	http.Error(w, err.Error(), code)
 }
