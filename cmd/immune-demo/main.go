@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/sibling"
-	"github.com/immune-ops/immune/fixtures/fleet"
+	"github.com/immune-ops/immune/demo"
 	"github.com/immune-ops/immune/rollback"
 )
 
@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("immune demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	exit := fs.Bool("exit", false, "stop when the demo is done: exit 0 when every step held, else 1 with what failed")
-	hosts := fs.Int("hosts", 20, fmt.Sprintf("agents in the fleet, %d to %d: 60%% www, 20%% chat, 10%% db, 10%% memcache", fleet.MinHosts, fleet.MaxHosts))
+	hosts := fs.Int("hosts", 20, fmt.Sprintf("agents in the fleet, %d to %d: 60%% www, 20%% chat, 10%% db, 10%% memcache", demo.MinHosts, demo.MaxHosts))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -47,8 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "immune demo: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *hosts < fleet.MinHosts || *hosts > fleet.MaxHosts {
-		fmt.Fprintf(stderr, "immune demo: --hosts %d: want %d (one host of each type) to %d\n", *hosts, fleet.MinHosts, fleet.MaxHosts)
+	if *hosts < demo.MinHosts || *hosts > demo.MaxHosts {
+		fmt.Fprintf(stderr, "immune demo: --hosts %d: want %d (one host of each type) to %d\n", *hosts, demo.MinHosts, demo.MaxHosts)
 		return 2
 	}
 	if _, err := exec.LookPath("git"); err != nil {
@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "immune demo: starting %d agents (%s) and a coordinator (%s) on loopback...\n", *hosts, agentBin, coordBin)
 	began := time.Now()
-	f, err := fleet.Start(ctx, fleet.Options{AgentBin: agentBin, CoordinatorBin: coordBin, Hosts: *hosts, Dir: dir})
+	f, err := demo.Start(ctx, demo.Options{AgentBin: agentBin, CoordinatorBin: coordBin, Hosts: *hosts, Dir: dir})
 	if err != nil && ctx.Err() != nil {
 		fmt.Fprintln(stdout, "immune demo: interrupted while the fleet started")
 		os.RemoveAll(dir)
@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "immune demo: start the fleet: %v\n(its files are in %s)\n", err, dir)
 		return 1
 	}
-	d := &demo{f: f, out: stdout}
+	d := &story{f: f, out: stdout}
 	d.intro(time.Since(began))
 	d.run(ctx)
 	if d.finished {
@@ -113,9 +113,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// demo runs the story and keeps what did not hold.
-type demo struct {
-	f      *fleet.Fleet
+// story runs the demo's pushes and keeps what did not hold.
+type story struct {
+	f      *demo.Fleet
 	out    io.Writer
 	failed []string
 	// finished is set when every step ran, whether or not it held: an
@@ -123,10 +123,10 @@ type demo struct {
 	finished bool
 }
 
-func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
+func (d *story) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
 
 // check prints one verified fact, and keeps it when it did not hold.
-func (d *demo) check(ok bool, what string, whyNot string) {
+func (d *story) check(ok bool, what string, whyNot string) {
 	if ok {
 		d.printf("  ok    %s\n", what)
 		return
@@ -137,7 +137,7 @@ func (d *demo) check(ok bool, what string, whyNot string) {
 
 // fail keeps a step that could not be carried out at all; a step cut
 // short by Ctrl-C is no failure of the system.
-func (d *demo) fail(ctx context.Context, what string, err error) {
+func (d *story) fail(ctx context.Context, what string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -145,7 +145,7 @@ func (d *demo) fail(ctx context.Context, what string, err error) {
 	d.failed = append(d.failed, fmt.Sprintf("%s: %v", what, err))
 }
 
-func (d *demo) intro(took time.Duration) {
+func (d *story) intro(took time.Duration) {
 	f := d.f
 	count := map[string]int{}
 	for _, h := range f.Hosts {
@@ -154,7 +154,7 @@ func (d *demo) intro(took time.Duration) {
 	first, _, _ := strings.Cut(f.Hosts[0].Addr, ":")
 	last, _, _ := strings.Cut(f.Hosts[len(f.Hosts)-1].Addr, ":")
 	d.printf("fleet up in %s: %d agents (%d www, %d chat, %d db, %d memcache) on %s to %s\n",
-		took.Round(100*time.Millisecond), len(f.Hosts), count[fleet.TypeWWW], count[fleet.TypeChat], count[fleet.TypeDB], count[fleet.TypeMemcache], first, last)
+		took.Round(100*time.Millisecond), len(f.Hosts), count[demo.TypeWWW], count[demo.TypeChat], count[demo.TypeDB], count[demo.TypeMemcache], first, last)
 	d.printf("  hosts        %s (each its own deploy root, PHP log and agent log)\n", filepath.Join(f.Dir, "hosts"))
 	d.printf("  coordinator  %s\n", f.URL)
 	d.printf("  pushes       %s/api/v1/pushes\n", f.URL)
@@ -165,8 +165,8 @@ func (d *demo) intro(took time.Duration) {
 
 // run pushes the good revision, then the bad one, checking each outcome
 // through the agents' and the coordinator's APIs and the repository.
-func (d *demo) run(ctx context.Context) {
-	good, err := d.f.Commit(ctx, "checkout: show the order total with tax", fleet.App{})
+func (d *story) run(ctx context.Context) {
+	good, err := d.f.Commit(ctx, "checkout: show the order total with tax", demo.App{})
 	if err != nil {
 		d.fail(ctx, "commit the good revision", err)
 		return
@@ -179,7 +179,7 @@ func (d *demo) run(ctx context.Context) {
 	d.check(p.State == rollback.StateLive, "the push went live", fmt.Sprintf("it ended %s: %s", p.State, p.Reason))
 	d.checkAllOn(ctx, good, "")
 
-	bad, err := d.f.Commit(ctx, "checkout: call the new pricing service", fleet.App{PHPFatalsPerMinute: 600, CPU: 0.05})
+	bad, err := d.f.Commit(ctx, "checkout: call the new pricing service", demo.App{PHPFatalsPerMinute: 600, CPU: 0.05})
 	if err != nil {
 		d.fail(ctx, "commit the bad revision", err)
 		return
@@ -214,7 +214,7 @@ func (d *demo) run(ctx context.Context) {
 }
 
 // push pushes a release and prints its progress until it ends.
-func (d *demo) push(ctx context.Context, r fleet.Release) (*rollback.Push, bool) {
+func (d *story) push(ctx context.Context, r demo.Release) (*rollback.Push, bool) {
 	pctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
 	p, err := d.f.Push(pctx, r, "demo")
@@ -231,7 +231,7 @@ func (d *demo) push(ctx context.Context, r fleet.Release) (*rollback.Push, bool)
 }
 
 // checkAllOn checks on every agent that it runs r; lead begins the line.
-func (d *demo) checkAllOn(ctx context.Context, r fleet.Release, lead string) {
+func (d *story) checkAllOn(ctx context.Context, r demo.Release, lead string) {
 	cur, err := d.f.Currents(ctx)
 	if err != nil {
 		d.fail(ctx, "read every agent's release", err)
@@ -249,7 +249,7 @@ func (d *demo) checkAllOn(ctx context.Context, r fleet.Release, lead string) {
 }
 
 // checkTouched checks that every host the push touched is back on r.
-func (d *demo) checkTouched(ctx context.Context, p *rollback.Push, r fleet.Release) {
+func (d *story) checkTouched(ctx context.Context, p *rollback.Push, r demo.Release) {
 	var back, off []string
 	for _, name := range p.Touched {
 		h := d.f.Host(name)
@@ -285,7 +285,7 @@ func shortSHA(s string) string {
 	return s
 }
 
-func (d *demo) summary() {
+func (d *story) summary() {
 	if len(d.failed) == 0 {
 		d.printf("\nimmune demo: every step held: the good push went live, the bad one was caught in phase 1, rolled back, reverted and locked\n")
 		return
@@ -298,7 +298,7 @@ func (d *demo) summary() {
 }
 
 // stayUp says how to look around the fleet that stays up.
-func (d *demo) stayUp() {
+func (d *story) stayUp() {
 	d.printf("\nthe fleet stays up until Ctrl-C. Look around with:\n")
 	env := fmt.Sprintf("IMMUNE_COORDINATOR=%s IMMUNE_TOKEN_FILE=%s", d.f.URL, d.f.OperatorTokenFile)
 	for _, c := range []string{"pushes", "locks", `unlock --reason "pricing service fixed"`} {
