@@ -26,7 +26,7 @@ type API struct {
 	// Token is the bearer token; empty accepts only client certificates.
 	Token string
 	Log   *slog.Logger
-	// Deployer, when set, serves the release routes (see Deployer).
+	// Deployer, when set, serves the release routes (see agentapi).
 	Deployer *Deployer
 	// Passive, when set, reports its targets' queues at /api/v1/passive.
 	Passive *Passive

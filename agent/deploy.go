@@ -98,7 +98,7 @@ func validateDeploy(r *agentapi.DeployRequest) error {
 	return nil
 }
 
-// Deploy installs and activates a release; see Deployer for the steps. ctx
+// Deploy installs and activates a release; agentapi documents the steps. ctx
 // bounds the download and unpacking; the hooks and the switch run to their end.
 func (d *Deployer) Deploy(ctx context.Context, req agentapi.DeployRequest) (agentapi.Release, error) {
 	if err := validateDeploy(&req); err != nil {
