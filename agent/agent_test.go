@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/nagios"
 )
@@ -123,7 +124,7 @@ func TestAgentSchedulesAndKeepsState(t *testing.T) {
 	a := startAgent(t, agentConfig(t, dataDir))
 
 	// A problem is soft, re-checked on the retry interval, then hard at 3/3.
-	st := waitFor(t, a, "always_critical", 20*time.Second, func(s Status) bool { return s.StateType == Hard })
+	st := waitFor(t, a, "always_critical", 20*time.Second, func(s Status) bool { return s.StateType == agentapi.Hard })
 	if st.State != nagios.Critical || st.AttemptText() != "3/3" || st.Output != "ALWAYS CRITICAL - disk on fire" {
 		t.Errorf("always_critical: %s %s %s %q", st.State, st.StateType, st.AttemptText(), st.Output)
 	}
@@ -137,11 +138,11 @@ func TestAgentSchedulesAndKeepsState(t *testing.T) {
 		t.Errorf("sleepy took %v: the timeout did not stop it", st.Duration)
 	}
 
-	var checks checksReply
+	var checks agentapi.Checks
 	if code := apiGet(t, a, "/api/v1/checks", &checks); code != 200 || checks.Host != "test1" || len(checks.Checks) != 3 {
 		t.Errorf("/api/v1/checks: %d %+v", code, checks)
 	}
-	var snap Snapshot
+	var snap agentapi.Snapshot
 	apiGet(t, a, "/api/v1/snapshot", &snap)
 	if g, ok := snap.Gauges["temperature"]; !ok || g.Value != 451 || g.Source != "check always_critical" {
 		t.Errorf("snapshot temperature: %+v (missing: %v)", g, snap.Missing)
@@ -161,7 +162,7 @@ func TestAgentStateSurvivesRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	first := waitFor(t, a, "always_critical", 20*time.Second, func(s Status) bool { return s.StateType == Hard })
+	first := waitFor(t, a, "always_critical", 20*time.Second, func(s Status) bool { return s.StateType == agentapi.Hard })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -169,7 +170,7 @@ func TestAgentStateSurvivesRestart(t *testing.T) {
 
 	b := startAgent(t, agentConfig(t, dataDir))
 	st, ok := b.store.Get("always_critical")
-	if !ok || st.StateType != Hard || st.Attempt != 3 || !st.LastHardStateChange.Equal(first.LastHardStateChange) {
+	if !ok || st.StateType != agentapi.Hard || st.Attempt != 3 || !st.LastHardStateChange.Equal(first.LastHardStateChange) {
 		t.Errorf("after restart: %+v, want hard 3/3 since %v", st, first.LastHardStateChange)
 	}
 }

@@ -1,8 +1,8 @@
 package agent
 
 import (
-	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -25,7 +26,7 @@ type API struct {
 	// Token is the bearer token; empty accepts only client certificates.
 	Token string
 	Log   *slog.Logger
-	// Deployer, when set, serves the release routes (see Deployer).
+	// Deployer, when set, serves the release routes (see agentapi).
 	Deployer *Deployer
 	// Passive, when set, reports its targets' queues at /api/v1/passive.
 	Passive *Passive
@@ -34,18 +35,20 @@ type API struct {
 // Handler returns the API's routes.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+agentapi.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /api/v1/checks", a.auth(http.HandlerFunc(a.checks)))
-	mux.Handle("GET /api/v1/checks/{name}", a.auth(http.HandlerFunc(a.check)))
-	mux.Handle("GET /api/v1/snapshot", a.auth(http.HandlerFunc(a.snapshot)))
-	mux.Handle("GET /metrics", a.auth(http.HandlerFunc(a.metrics)))
-	mux.Handle("GET /api/v1/passive", a.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET "+agentapi.ChecksPath, a.auth(http.HandlerFunc(a.checks)))
+	mux.Handle("GET "+agentapi.CheckPath("{name}"), a.auth(http.HandlerFunc(a.check)))
+	mux.Handle("GET "+agentapi.SnapshotPath, a.auth(http.HandlerFunc(a.snapshot)))
+	mux.Handle("GET "+agentapi.MetricsPath, a.auth(http.HandlerFunc(a.metrics)))
+	mux.Handle("GET "+agentapi.PassivePath, a.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, a.Passive.Targets())
 	})))
 	if a.Deployer != nil {
-		a.deployRoutes(mux)
+		mux.Handle("GET "+agentapi.ReleasePath, a.releaseAuth(http.HandlerFunc(a.release)))
+		mux.Handle("POST "+agentapi.DeployPath, a.deployAuth(http.HandlerFunc(a.deploy)))
+		mux.Handle("POST "+agentapi.RollbackPath, a.deployAuth(http.HandlerFunc(a.rollback)))
 	}
 	return mux
 }
@@ -58,10 +61,8 @@ func (a *API) auth(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		had := strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
-		a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", had)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="immune"`)
-		http.Error(w, "a bearer token or a client certificate is required", http.StatusUnauthorized)
+		a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", agentapi.HasBearer(r))
+		agentapi.Unauthorized(w, r, "immune")
 	})
 }
 
@@ -71,19 +72,11 @@ func (a *API) readCredential(r *http.Request) bool {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return true
 	}
-	given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && a.Token != "" && subtle.ConstantTimeCompare([]byte(given), []byte(a.Token)) == 1
-}
-
-// checksReply is the answer of /api/v1/checks.
-type checksReply struct {
-	Host     string   `json:"host"`
-	HostType string   `json:"host_type"`
-	Checks   []Status `json:"checks"`
+	return agentapi.HasToken(r, a.Token)
 }
 
 func (a *API) checks(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, checksReply{Host: a.Host, HostType: a.HostType, Checks: a.Store.All()})
+	writeJSON(w, agentapi.Checks{Host: a.Host, HostType: a.HostType, Checks: a.Store.All()})
 }
 
 func (a *API) check(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +107,7 @@ func (a *API) metrics(w http.ResponseWriter, _ *http.Request) {
 	var b strings.Builder
 	b.WriteString("# HELP immune_check_state Check state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE immune_check_state gauge\n")
 	for _, st := range all {
-		fmt.Fprintf(&b, "immune_check_state{check=%s,state_type=%s} %d\n", quoteLabel(st.Name), quoteLabel(string(st.StateType)), st.State.ExitCode())
+		fmt.Fprintf(&b, "immune_check_state{check=%s,state_type=%s} %d\n", quoteLabel(st.Name), quoteLabel(st.StateType), st.State.ExitCode())
 	}
 	b.WriteString("# HELP immune_check_attempt Check attempt of max_check_attempts.\n# TYPE immune_check_attempt gauge\n")
 	for _, st := range all {
@@ -142,4 +135,84 @@ func (a *API) metrics(w http.ResponseWriter, _ *http.Request) {
 // quoteLabel writes a Prometheus label value: quoted, with \, " and newline escaped.
 func quoteLabel(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// maxRequestBytes bounds a deploy or rollback request body.
+const maxRequestBytes = 64 << 10
+
+// releaseAuth lets the deploy token through, and otherwise the read credential.
+func (a *API) releaseAuth(next http.Handler) http.Handler {
+	read := a.auth(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if agentapi.HasToken(r, a.Deployer.token) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		read.ServeHTTP(w, r)
+	})
+}
+
+// deployAuth lets only the deploy token through: the read credential is
+// known but not allowed (403), anything else is no credential (401).
+func (a *API) deployAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case agentapi.HasToken(r, a.Deployer.token):
+			next.ServeHTTP(w, r)
+		case a.readCredential(r):
+			a.Log.Warn("api: deploy refused to the read credential", "path", r.URL.Path, "remote", r.RemoteAddr)
+			http.Error(w, "the read credential may not deploy or roll back: use the deploy token", http.StatusForbidden)
+		default:
+			a.Log.Warn("api: request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "had_token", agentapi.HasBearer(r))
+			agentapi.Unauthorized(w, r, "immune-deploy")
+		}
+	})
+}
+
+func (a *API) release(w http.ResponseWriter, _ *http.Request) {
+	rel, err := a.Deployer.Release()
+	a.deployReply(w, rel, err)
+}
+
+func (a *API) deploy(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.DeployRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&req); err != nil {
+		http.Error(w, fmt.Sprintf("deploy: read request: %v", err), http.StatusBadRequest)
+		return
+	}
+	rel, err := a.Deployer.Deploy(r.Context(), req)
+	a.deployReply(w, rel, err)
+}
+
+func (a *API) rollback(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.RollbackRequest
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&req)
+	if err != nil && !errors.Is(err, io.EOF) {
+		http.Error(w, fmt.Sprintf("rollback: read request: %v", err), http.StatusBadRequest)
+		return
+	}
+	rel, err := a.Deployer.Rollback(r.Context(), req.To)
+	a.deployReply(w, rel, err)
+}
+
+// deployReply writes the release JSON, or the error with the status it carries.
+func (a *API) deployReply(w http.ResponseWriter, rel agentapi.Release, err error) {
+	if err == nil {
+		writeJSON(w, rel)
+		return
+	}
+	code := http.StatusInternalServerError
+	var de *deployError
+	if errors.As(err, &de) {
+		code = de.code
+	}
+	if errors.Is(err, errBusy) {
+		w.Header().Set("Retry-After", "5")
+	}
+	if code >= 500 {
+		a.Log.Error("deploy", "err", err)
+	} else {
+		a.Log.Warn("deploy", "err", err)
+	}
+	http.Error(w, err.Error(), code)
 }

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,63 +20,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 )
 
 const deployToken = "deploy-token-of-the-coordinator"
-
-// entry is one entry of a test artifact.
-type entry struct {
-	name string
-	typ  byte
-	body string
-	link string
-	mode int64
-}
-
-func dirEntry(name string) entry { return entry{name: name, typ: tar.TypeDir} }
-func fileEntry(name, body string) entry {
-	return entry{name: name, typ: tar.TypeReg, body: body}
-}
-func symlinkEntry(name, target string) entry {
-	return entry{name: name, typ: tar.TypeSymlink, link: target}
-}
-func hardlinkEntry(name, target string) entry {
-	return entry{name: name, typ: tar.TypeLink, link: target}
-}
-
-// tarGz builds an artifact; archive/tar writes whatever it is given, so
-// the malicious kinds are made as easily as the good ones.
-func tarGz(t *testing.T, entries ...entry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		mode := e.mode
-		if mode == 0 {
-			mode = map[byte]int64{tar.TypeDir: 0o755, tar.TypeSymlink: 0o777}[e.typ]
-		}
-		if mode == 0 {
-			mode = 0o644
-		}
-		hdr := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: mode, Size: int64(len(e.body)), Format: tar.FormatPAX}
-		if e.typ != tar.TypeReg {
-			hdr.Size = 0
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("tar header %s: %v", e.name, err)
-		}
-		if hdr.Size > 0 {
-			io.WriteString(tw, e.body)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	zw.Close()
-	return buf.Bytes()
-}
 
 // releaseArtifact is a good release of rev: files, dirs, an in-tree
 // symlink and a hard link; extra entries go after them.
@@ -248,17 +194,17 @@ func (e *deployEnv) deploy(rev string, artifact []byte) (int, string) {
 }
 
 func deployBody(rev, url, sum string) string {
-	b, _ := json.Marshal(DeployRequest{Revision: rev, ArtifactURL: url, SHA256: sum})
+	b, _ := json.Marshal(agentapi.DeployRequest{Revision: rev, ArtifactURL: url, SHA256: sum})
 	return string(b)
 }
 
 // mustRelease reads a 200 answer's release JSON.
-func (e *deployEnv) mustRelease(what string, code int, body string) Release {
+func (e *deployEnv) mustRelease(what string, code int, body string) agentapi.Release {
 	e.t.Helper()
 	if code != http.StatusOK {
 		e.t.Fatalf("%s: %d %s", what, code, body)
 	}
-	var rel Release
+	var rel agentapi.Release
 	if err := json.Unmarshal([]byte(body), &rel); err != nil {
 		e.t.Fatalf("%s: %v in %q", what, err, body)
 	}
@@ -441,37 +387,11 @@ func TestDeployRefusesArtifacts(t *testing.T) {
 	big := make([]byte, 100<<10)
 	rand.Read(big)
 	oversize := tarGz(t, fileEntry("big", string(big)))
-	innocent := fileEntry("innocent", "I was unpacked first")
-	for _, tc := range []struct {
-		name     string
-		artifact []byte
-		chunked  bool
-		want     string
-	}{
-		{"oversize", oversize, false, fmt.Sprintf("is %d bytes, over max_artifact_bytes (65536)", len(oversize))},
-		{"oversize chunked", oversize, true, "is over max_artifact_bytes (65536)"},
-		{"not gzip", []byte("PK\x03\x04 a zip file"), false, "not a tar.gz"},
-		{"gzip of no tar", gzipOf("not a tar archive"), false, "not a tar.gz"},
-		{"absolute", tarGz(t, innocent, fileEntry("/tmp/evil", "x")), false, `"/tmp/evil": absolute name`},
-		{"dotdot", tarGz(t, innocent, fileEntry("../evil", "x")), false, `"../evil": ".." in name`},
-		{"inner dotdot", tarGz(t, innocent, fileEntry("a/../../evil", "x")), false, `".." in name`},
-		{"harmless dotdot", tarGz(t, innocent, dirEntry("a/"), fileEntry("a/../b", "x")), false, `".." in name`},
-		{"absolute symlink", tarGz(t, innocent, symlinkEntry("passwd", "/etc/passwd")), false, "absolute target"},
-		{"escaping symlink", tarGz(t, innocent, symlinkEntry("a/b/up", "../../../evil")), false, "outside the release"},
-		{"symlink through a symlink", tarGz(t, innocent, symlinkEntry("d", "."), symlinkEntry("e", "d/..")), false, `".." after a name`},
-		{"write through a symlink", tarGz(t, innocent, dirEntry("sub/"), symlinkEntry("d", "sub"), fileEntry("d/x", "x")), false, "d is not a directory"},
-		{"file under a file", tarGz(t, innocent, fileEntry("innocent/x", "x")), false, "innocent is not a directory"},
-		{"file over a dir", tarGz(t, innocent, fileEntry("f/x", "x"), fileEntry("f", "y")), false, "in the artifact twice"},
-		{"symlink over a dir", tarGz(t, innocent, fileEntry("a/x", "x"), symlinkEntry("a", "x")), false, "in the artifact twice"},
-		{"symlink replacing a file", tarGz(t, innocent, symlinkEntry("innocent", "x")), false, "in the artifact twice"},
-		{"hard link outside", tarGz(t, innocent, hardlinkEntry("h", "../evil")), false, `".." in name`},
-		{"hard link absolute", tarGz(t, innocent, hardlinkEntry("h", "/etc/passwd")), false, "absolute name"},
-		{"hard link to a symlink", tarGz(t, innocent, symlinkEntry("l", "innocent"), hardlinkEntry("h", "l")), false, "not a regular file earlier"},
-		{"hard link forward", tarGz(t, hardlinkEntry("h", "innocent"), innocent), false, "not a regular file earlier"},
-		{"char device", tarGz(t, innocent, entry{name: "null", typ: tar.TypeChar}), false, "character device entries are refused"},
-		{"block device", tarGz(t, innocent, entry{name: "sda", typ: tar.TypeBlock}), false, "block device entries are refused"},
-		{"fifo", tarGz(t, innocent, entry{name: "pipe", typ: tar.TypeFifo}), false, "fifo entries are refused"},
-	} {
+	cases := append([]refusal{
+		{name: "oversize", artifact: oversize, want: fmt.Sprintf("is %d bytes, over max_artifact_bytes (65536)", len(oversize))},
+		{name: "oversize chunked", artifact: oversize, chunked: true, want: "is over max_artifact_bytes (65536)"},
+	}, refusedArtifacts(t)...)
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			url, sum := e.coord.publish(tc.artifact)
 			e.coord.mu.Lock()
@@ -499,14 +419,6 @@ func TestDeployRefusesArtifacts(t *testing.T) {
 		t.Errorf("wrong sha256: %d %q", code, body)
 	}
 	e.wantOnDisk("wrong sha256", "R0", "", "R0")
-}
-
-func gzipOf(s string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	io.WriteString(zw, s)
-	zw.Close()
-	return buf.Bytes()
 }
 
 func TestDeployBadRequests(t *testing.T) {
@@ -753,7 +665,7 @@ func TestDeployAfterCrash(t *testing.T) {
 	// A crash after unpacking and before the switch: the retry reuses the
 	// release without downloading it again.
 	url2, sum2 := e.coord.publish(releaseArtifact(t, "R2"))
-	if err := e.a.deployer.install(ctx, DeployRequest{Revision: "R2", ArtifactURL: url2, SHA256: sum2}); err != nil {
+	if err := e.a.deployer.install(ctx, agentapi.DeployRequest{Revision: "R2", ArtifactURL: url2, SHA256: sum2}); err != nil {
 		t.Fatal(err)
 	}
 	e.wantOnDisk("crashed before the switch", "R1", "", "R1", "R2")
@@ -765,7 +677,7 @@ func TestDeployAfterCrash(t *testing.T) {
 
 	// A release unpacked from another artifact is unpacked again.
 	url3, sum3 := e.coord.publish(releaseArtifact(t, "R3"))
-	if err := e.a.deployer.install(ctx, DeployRequest{Revision: "R3", ArtifactURL: url3, SHA256: sum3}); err != nil {
+	if err := e.a.deployer.install(ctx, agentapi.DeployRequest{Revision: "R3", ArtifactURL: url3, SHA256: sum3}); err != nil {
 		t.Fatal(err)
 	}
 	url3b, sum3b := e.coord.publish(releaseArtifact(t, "R3", fileEntry("rebuilt", "")))
@@ -779,29 +691,5 @@ func TestDeployAfterCrash(t *testing.T) {
 	code, body = e.call("POST", "/api/v1/deploy", deployToken, deployBody("R3", url3, sum3))
 	if code != http.StatusConflict || !strings.Contains(body, "R3 is current, unpacked from sha256 "+sum3b+", not "+sum3) {
 		t.Errorf("redeploy of the current revision from another artifact: %d %q", code, body)
-	}
-}
-
-func TestSymlinkInside(t *testing.T) {
-	for _, tc := range []struct {
-		name, target string
-		ok           bool
-	}{
-		{"l", "x", true},
-		{"l", "./x/y", true},
-		{"a/l", "../x", true},
-		{"a/b/l", "../../x", true},
-		{"a/b/l", "../..", true},
-		{"a/b/l", "../../..", false},
-		{"l", "..", false},
-		{"l", "../x", false},
-		{"a/l", "x/../y", false},
-		{"a/l", "x/..", false},
-		{"l", "/x", false},
-		{"l", "", false},
-	} {
-		if err := symlinkInside(tc.name, tc.target); (err == nil) != tc.ok {
-			t.Errorf("symlinkInside(%q, %q) = %v, want ok %v", tc.name, tc.target, err, tc.ok)
-		}
 	}
 }

@@ -9,27 +9,10 @@ import (
 	"github.com/shirou/gopsutil/v4/load"
 	"github.com/shirou/gopsutil/v4/net"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/nagios"
 )
-
-// Gauge is one reading the coordinator compares before and after a push.
-type Gauge struct {
-	Value float64   `json:"value"`
-	At    time.Time `json:"at"`
-	// Source says where the value came from: "system" or "check NAME".
-	Source string `json:"source"`
-}
-
-// Snapshot is every gauge of this host at one moment.
-type Snapshot struct {
-	Host     string           `json:"host"`
-	HostType string           `json:"host_type"`
-	TakenAt  time.Time        `json:"taken_at"`
-	Gauges   map[string]Gauge `json:"gauges"`
-	// Missing names configured gauges that have no value yet, and why.
-	Missing map[string]string `json:"missing,omitempty"`
-}
 
 // tcpErrorCounters are the counters of /proc/net/snmp's Tcp line that
 // count trouble: failed connects, resets and bad segments.
@@ -109,19 +92,19 @@ func (g *Gauges) sample(ctx context.Context) {
 }
 
 // Snapshot returns every gauge now.
-func (g *Gauges) Snapshot(ctx context.Context) Snapshot {
+func (g *Gauges) Snapshot(ctx context.Context) agentapi.Snapshot {
 	now := time.Now()
-	snap := Snapshot{Host: g.host, HostType: g.hostType, TakenAt: now, Gauges: map[string]Gauge{}, Missing: map[string]string{}}
+	snap := agentapi.Snapshot{Host: g.host, HostType: g.hostType, TakenAt: now, Gauges: map[string]agentapi.Gauge{}, Missing: map[string]string{}}
 	if avg, err := load.AvgWithContext(ctx); err == nil {
-		snap.Gauges["loadavg1"] = Gauge{Value: avg.Load1, At: now, Source: "system"}
-		snap.Gauges["loadavg5"] = Gauge{Value: avg.Load5, At: now, Source: "system"}
+		snap.Gauges["loadavg1"] = agentapi.Gauge{Value: avg.Load1, At: now, Source: "system"}
+		snap.Gauges["loadavg5"] = agentapi.Gauge{Value: avg.Load5, At: now, Source: "system"}
 	} else {
 		snap.Missing["loadavg1"] = "cannot read the load average: " + err.Error()
 	}
 	g.mu.Lock()
 	if !g.sampledAt.IsZero() {
-		snap.Gauges["cpu_idle"] = Gauge{Value: g.cpuIdlePct, At: g.sampledAt, Source: "system"}
-		snap.Gauges["tcp_errors"] = Gauge{Value: g.tcpErrorsPM, At: g.sampledAt, Source: "system"}
+		snap.Gauges["cpu_idle"] = agentapi.Gauge{Value: g.cpuIdlePct, At: g.sampledAt, Source: "system"}
+		snap.Gauges["tcp_errors"] = agentapi.Gauge{Value: g.tcpErrorsPM, At: g.sampledAt, Source: "system"}
 	} else {
 		snap.Missing["cpu_idle"] = "not sampled yet"
 		snap.Missing["tcp_errors"] = "not sampled yet"
@@ -133,7 +116,7 @@ func (g *Gauges) Snapshot(ctx context.Context) Snapshot {
 			snap.Missing[cg.Name] = why
 			continue
 		}
-		snap.Gauges[cg.Name] = Gauge{Value: v, At: at, Source: "check " + cg.Check}
+		snap.Gauges[cg.Name] = agentapi.Gauge{Value: v, At: at, Source: "check " + cg.Check}
 	}
 	if len(snap.Missing) == 0 {
 		snap.Missing = nil

@@ -465,8 +465,8 @@ func newIcinga(cfg conf.Icinga) (*icinga, error) {
 		}
 	}
 	if cfg.PasswordFile != "" {
-		if _, err := readPassword(cfg.PasswordFile); err != nil {
-			return nil, fmt.Errorf("passive.icinga.password_file: %w", err)
+		if _, err := conf.ReadToken("passive.icinga.password_file", cfg.PasswordFile); err != nil {
+			return nil, err
 		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -479,14 +479,6 @@ func newIcinga(cfg conf.Icinga) (*icinga, error) {
 		passwordFile: cfg.PasswordFile,
 		client:       &http.Client{Transport: tr},
 	}, nil
-}
-
-func readPassword(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // icingaResult is the body of a process-check-result request. The object
@@ -545,7 +537,7 @@ func (ic *icinga) send(ctx context.Context, host string, e Entry) error {
 		pw := ""
 		if ic.passwordFile != "" {
 			// Read at each request, so a new password needs no restart.
-			if pw, err = readPassword(ic.passwordFile); err != nil {
+			if pw, err = conf.ReadToken("passive.icinga.password_file", ic.passwordFile); err != nil {
 				return fmt.Errorf("icinga password: %w", err)
 			}
 		}

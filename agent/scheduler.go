@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/checks"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/nagios"
@@ -67,7 +68,7 @@ func nextRun(cfg conf.Check, st Status, ok bool, now time.Time) time.Time {
 	if !ok || !st.Checked() || now.Sub(st.LastCheck) > interval+cfg.Timeout.D() {
 		return now.Add(offset % min(interval, firstRunWindow))
 	}
-	if st.State != nagios.OK && st.StateType == Soft {
+	if st.State != nagios.OK && st.StateType == agentapi.Soft {
 		// A soft problem is re-checked on the retry interval until it is hard.
 		return maxTime(st.LastCheck.Add(cfg.RetryInterval.D()), now)
 	}
@@ -144,12 +145,12 @@ func (s *Scheduler) execute(ctx context.Context, j *job, c checks.Check) Status 
 		return Status{Name: j.cfg.Name, Result: r}
 	}
 	prev, _ := s.store.Get(j.cfg.Name)
-	st := prev.next(r, j.cfg.MaxCheckAttempts, started, s.now())
+	st := nextStatus(prev, r, j.cfg.MaxCheckAttempts, started, s.now())
 	st.Name = j.cfg.Name
 	st.NextCheck = nextRun(j.cfg, st, true, s.now())
 	s.store.Put(st)
 	if st.State != prev.State || st.StateType != prev.StateType {
-		s.log.Info("check state", "check", st.Name, "state", st.State.String(), "type", string(st.StateType), "attempt", st.AttemptText(), "output", st.Output)
+		s.log.Info("check state", "check", st.Name, "state", st.State.String(), "type", st.StateType, "attempt", st.AttemptText(), "output", st.Output)
 	}
 	return st
 }

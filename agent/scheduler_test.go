@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/nagios"
 )
@@ -37,18 +38,18 @@ func TestNextRun(t *testing.T) {
 		want time.Time
 	}{
 		{"never ran: soon, spread", Status{}, false, now.Add(offset % firstRunWindow)},
-		{"overdue after downtime: soon", Status{Result: nagios.Result{State: nagios.OK}, StateType: Hard, LastCheck: now.Add(-time.Hour)}, true, now.Add(offset % firstRunWindow)},
-		{"soft problem: retry interval", Status{Result: nagios.Result{State: nagios.Critical}, StateType: Soft, LastCheck: now.Add(-5 * time.Second)}, true, now.Add(10 * time.Second)},
-		{"soft problem, retry due: now", Status{Result: nagios.Result{State: nagios.Critical}, StateType: Soft, LastCheck: now.Add(-20 * time.Second)}, true, now},
+		{"overdue after downtime: soon", Status{Result: nagios.Result{State: nagios.OK}, StateType: agentapi.Hard, LastCheck: now.Add(-time.Hour)}, true, now.Add(offset % firstRunWindow)},
+		{"soft problem: retry interval", Status{Result: nagios.Result{State: nagios.Critical}, StateType: agentapi.Soft, LastCheck: now.Add(-5 * time.Second)}, true, now.Add(10 * time.Second)},
+		{"soft problem, retry due: now", Status{Result: nagios.Result{State: nagios.Critical}, StateType: agentapi.Soft, LastCheck: now.Add(-20 * time.Second)}, true, now},
 	}
 	for _, tt := range tests {
 		if got := nextRun(cfg, tt.st, tt.ok, now); !got.Equal(tt.want) {
 			t.Errorf("%s: next %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	// Hard or OK: on the interval, at the check's own place in it, the
+	// agentapi.Hard or OK: on the interval, at the check's own place in it, the
 	// same after a restart.
-	st := Status{Result: nagios.Result{State: nagios.Warning}, StateType: Hard, LastCheck: now.Add(-10 * time.Second)}
+	st := Status{Result: nagios.Result{State: nagios.Warning}, StateType: agentapi.Hard, LastCheck: now.Add(-10 * time.Second)}
 	a := nextRun(cfg, st, true, now)
 	b := nextRun(cfg, st, true, now.Add(time.Second))
 	if !a.Equal(b) || !a.After(now) || a.Sub(now) > time.Minute {

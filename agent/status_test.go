@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -12,7 +13,7 @@ func TestStatusNext(t *testing.T) {
 	type step struct {
 		in        nagios.State
 		state     nagios.State
-		stateType StateType
+		stateType string
 		attempt   int
 		changed   bool // last state change is this step
 		hardMoved bool // last hard state change is this step
@@ -24,31 +25,31 @@ func TestStatusNext(t *testing.T) {
 		steps []step
 	}{
 		{"stays OK", 3, []step{
-			{ok, ok, Hard, 1, true, true},
-			{ok, ok, Hard, 1, false, false},
+			{ok, ok, agentapi.Hard, 1, true, true},
+			{ok, ok, agentapi.Hard, 1, false, false},
 		}},
 		{"problem turns hard at max attempts, then recovers", 3, []step{
-			{ok, ok, Hard, 1, true, true},
-			{crit, crit, Soft, 1, true, false},
-			{crit, crit, Soft, 2, false, false},
-			{crit, crit, Hard, 3, false, true},
-			{crit, crit, Hard, 3, false, false},
-			{warn, warn, Hard, 3, true, true},
-			{ok, ok, Hard, 1, true, true},
+			{ok, ok, agentapi.Hard, 1, true, true},
+			{crit, crit, agentapi.Soft, 1, true, false},
+			{crit, crit, agentapi.Soft, 2, false, false},
+			{crit, crit, agentapi.Hard, 3, false, true},
+			{crit, crit, agentapi.Hard, 3, false, false},
+			{warn, warn, agentapi.Hard, 3, true, true},
+			{ok, ok, agentapi.Hard, 1, true, true},
 		}},
 		{"soft recovery never goes hard in the problem", 5, []step{
-			{ok, ok, Hard, 1, true, true},
-			{warn, warn, Soft, 1, true, false},
-			{crit, crit, Soft, 2, true, false},
-			{ok, ok, Hard, 1, true, false},
+			{ok, ok, agentapi.Hard, 1, true, true},
+			{warn, warn, agentapi.Soft, 1, true, false},
+			{crit, crit, agentapi.Soft, 2, true, false},
+			{ok, ok, agentapi.Hard, 1, true, false},
 		}},
 		{"max 1 is hard at once", 1, []step{
-			{crit, crit, Hard, 1, true, true},
-			{ok, ok, Hard, 1, true, true},
+			{crit, crit, agentapi.Hard, 1, true, true},
+			{ok, ok, agentapi.Hard, 1, true, true},
 		}},
 		{"first result a problem starts soft", 2, []step{
-			{warn, warn, Soft, 1, true, true},
-			{warn, warn, Hard, 2, false, true},
+			{warn, warn, agentapi.Soft, 1, true, true},
+			{warn, warn, agentapi.Hard, 2, false, true},
 		}},
 	}
 	for _, tt := range tests {
@@ -56,7 +57,7 @@ func TestStatusNext(t *testing.T) {
 			var s Status
 			for i, st := range tt.steps {
 				now := t0.Add(time.Duration(i) * time.Minute)
-				s = s.next(nagios.Result{State: st.in}, tt.max, now, now.Add(time.Second))
+				s = nextStatus(s, nagios.Result{State: st.in}, tt.max, now, now.Add(time.Second))
 				if s.State != st.state || s.StateType != st.stateType || s.Attempt != st.attempt {
 					t.Fatalf("step %d (%s): got %s %s %s, want %s %s %d/%d", i, st.in, s.State, s.StateType, s.AttemptText(), st.state, st.stateType, st.attempt, tt.max)
 				}

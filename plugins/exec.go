@@ -9,17 +9,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/immune-ops/immune/internal/subprocess"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -109,69 +108,35 @@ func (e *Exec) Run(ctx context.Context) nagios.Result {
 	if ctx.Err() != nil {
 		return interrupted(ctx, e.opts.TimeoutState, e.path, begun, "")
 	}
-	cmd := exec.Command(e.path, e.args...)
-	if cmd.Err != nil {
-		return cannotRun(e.path, cmd.Err)
-	}
-	if len(e.opts.Env) > 0 {
-		cmd.Env = append(os.Environ(), e.opts.Env...)
-	}
-	cmd.Dir = e.opts.Dir
-	// Its own group, so a timeout kills everything it started; Pdeathsig, so
-	// it does not outlive an agent that dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-
-	stdout, stderr := &capped{max: MaxOutput}, &capped{max: maxStderr}
-	drains, err := pipeOutput(cmd, stdout, stderr)
+	stdout, stderr := &subprocess.Buffer{Max: MaxOutput}, &subprocess.Buffer{Max: maxStderr}
+	res, err := subprocess.Run(ctx, subprocess.Command{
+		Path: e.path, Args: e.args, Dir: e.opts.Dir, Env: e.opts.Env,
+		Stdout: stdout, Stderr: stderr,
+		KillGrace: killGrace, DrainGrace: drainGrace, KillLeftovers: true,
+	})
 	if err != nil {
-		return nagios.Resultf(nagios.Unknown, "UNKNOWN - plugin %s: %v", e.path, err)
-	}
-	if err := cmd.Start(); err != nil {
-		drains.abort()
 		return cannotRun(e.path, err)
 	}
-	drains.started()
-
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	var waitErr error
-	timedOut := false
-	select {
-	case waitErr = <-exited:
-	case <-ctx.Done():
-		select {
-		case waitErr = <-exited: // it finished as the deadline passed: its result stands
-		default:
-			timedOut = true
-			waitErr = stopGroup(cmd.Process, exited)
-		}
-	}
-	// Whatever the plugin left running in its group would hold the pipes
-	// open and outlive the check: a plugin's children are its business only
-	// while it runs.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	drains.wait(drainGrace)
-
-	out := stdout.text()
-	if timedOut {
+	out := keptText(stdout)
+	if res.Interrupted {
 		return interrupted(ctx, e.opts.TimeoutState, e.path, begun, out)
 	}
-	return e.result(cmd.ProcessState, waitErr, out, stdout, stderr)
+	return e.result(res.State, res.Err, out, stdout, stderr)
 }
 
 // result reads a finished plugin's output and exit status.
-func (e *Exec) result(ps *os.ProcessState, waitErr error, out string, stdout, stderr *capped) nagios.Result {
+func (e *Exec) result(ps *os.ProcessState, waitErr error, out string, stdout, stderr *subprocess.Buffer) nagios.Result {
 	r, _ := nagios.Parse(out) // perfdata it cannot read is dropped; the state matters more
 	if strings.TrimSpace(out) == "" {
 		// The messages Nagios Core gives for an empty stdout.
 		r = nagios.Result{Output: "(No output returned from plugin)"}
-		if errText := strings.TrimSpace(stderr.text()); errText != "" {
+		if errText := strings.TrimSpace(stderr.String()); errText != "" {
 			first, rest, _ := strings.Cut(errText, "\n")
 			r = nagios.Result{Output: "(No output on stdout) stderr: " + first, Long: rest}
 		}
 	}
-	if stdout.dropped() > 0 {
-		r.Long = joinLines(r.Long, fmt.Sprintf("(output truncated: kept the first %d of %d bytes)", len(out), stdout.total))
+	if stdout.Dropped() > 0 {
+		r.Long = joinLines(r.Long, fmt.Sprintf("(output truncated: kept the first %d of %d bytes)", len(out), stdout.Total()))
 	}
 
 	var exitErr *exec.ExitError
@@ -230,120 +195,16 @@ func cannotRun(path string, err error) nagios.Result {
 	return nagios.Resultf(nagios.Unknown, "UNKNOWN - cannot run plugin %s: %v", path, err)
 }
 
-// stopGroup ends a timed-out plugin: SIGTERM to its group, SIGKILL after
-// killGrace, and returns once it has been reaped. The process itself is
-// signalled too, in case it moved to another group.
-func stopGroup(p *os.Process, exited <-chan error) error {
-	signal := func(sig syscall.Signal) {
-		_ = syscall.Kill(-p.Pid, sig)
-		_ = p.Signal(sig)
-	}
-	signal(syscall.SIGTERM)
-	grace := time.NewTimer(killGrace)
-	defer grace.Stop()
-	select {
-	case err := <-exited:
-		return err
-	case <-grace.C:
-	}
-	signal(syscall.SIGKILL)
-	return <-exited
-}
-
-// drains copies a child's stdout and stderr into bounded buffers. The pipes
-// are the runner's own rather than exec's, so that waiting for the process
-// and waiting for its output are separate: a grandchild holding a pipe open
-// cannot hold up the reaping.
-type drains struct {
-	readers, writers []*os.File
-	wg               sync.WaitGroup
-	dsts             []io.Writer
-}
-
-func pipeOutput(cmd *exec.Cmd, stdout, stderr io.Writer) (*drains, error) {
-	d := &drains{dsts: []io.Writer{stdout, stderr}}
-	for range d.dsts {
-		r, w, err := os.Pipe()
-		if err != nil {
-			d.abort()
-			return nil, fmt.Errorf("make output pipe: %w", err)
-		}
-		d.readers, d.writers = append(d.readers, r), append(d.writers, w)
-	}
-	cmd.Stdout, cmd.Stderr = d.writers[0], d.writers[1]
-	return d, nil
-}
-
-// started closes the parent's write ends, so EOF comes when the plugin and
-// everything it started are done, and starts copying.
-func (d *drains) started() {
-	for _, w := range d.writers {
-		w.Close()
-	}
-	for i, r := range d.readers {
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			_, _ = io.Copy(d.dsts[i], r)
-		}()
-	}
-}
-
-// wait gives the copies up to grace to reach EOF, then closes the read ends,
-// which ends them at once, and waits for them.
-func (d *drains) wait(grace time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		d.wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
-	for _, r := range d.readers {
-		r.Close()
-	}
-	<-done
-}
-
-// abort closes every pipe end when the plugin never started.
-func (d *drains) abort() {
-	for _, f := range append(d.readers, d.writers...) {
-		f.Close()
-	}
-}
-
-// capped keeps the first max bytes written to it and counts the rest, so a
-// plugin that prints without end never blocks on a full pipe nor fills memory.
-type capped struct {
-	max   int
-	buf   []byte
-	total int64
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	c.total += int64(len(p))
-	if room := c.max - len(c.buf); room > 0 {
-		c.buf = append(c.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (c *capped) dropped() int64 { return c.total - int64(len(c.buf)) }
-
-// text is what was kept; when some was dropped it ends at the last whole
-// line, so half a perfdata item is not read as a whole one.
-func (c *capped) text() string {
-	b := c.buf
-	if c.dropped() > 0 {
-		if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
-			b = b[:i+1]
+// keptText is the plugin's output as kept; when some was dropped it ends
+// at the last whole line, so half a perfdata item is not read as a whole one.
+func keptText(b *subprocess.Buffer) string {
+	text := b.String()
+	if b.Dropped() > 0 {
+		if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+			text = text[:i+1]
 		}
 	}
-	return string(b)
+	return text
 }
 
 func joinLines(a, b string) string {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/checks"
+	"github.com/immune-ops/immune/fixtures/procs"
 	"github.com/immune-ops/immune/fixtures/real"
+	"github.com/immune-ops/immune/internal/subprocess"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -141,13 +143,13 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 			if r.String() != want.String() || r.State != want.State {
 				t.Errorf("got %v %q, want %v %q", r.State, r, want.State, want)
 			}
-			child, grandchild := readPids(t, pidFile)
-			if state, _ := procStat(child); state != 0 {
+			child, grandchild := procs.ReadPids(t, pidFile)
+			if state, _ := procs.Stat(child); state != 0 {
 				t.Errorf("plugin %d left as %c: not reaped", child, state)
 			}
 			// Not ours to reap: it may still be finishing its exit, and
 			// its pipes, which Run waited for, close early in that.
-			waitGone(t, grandchild)
+			procs.WaitGone(t, grandchild)
 		})
 	}
 }
@@ -343,14 +345,14 @@ func TestCapped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &capped{max: tt.max}
+			c := &subprocess.Buffer{Max: tt.max}
 			for _, w := range tt.writes {
 				if n, err := c.Write([]byte(w)); n != len(w) || err != nil {
 					t.Fatalf("Write(%q) = %d, %v", w, n, err)
 				}
 			}
-			if c.text() != tt.text || c.dropped() != tt.dropped {
-				t.Errorf("got %q dropped %d, want %q dropped %d", c.text(), c.dropped(), tt.text, tt.dropped)
+			if keptText(c) != tt.text || c.Dropped() != tt.dropped {
+				t.Errorf("got %q dropped %d, want %q dropped %d", keptText(c), c.Dropped(), tt.text, tt.dropped)
 			}
 		})
 	}

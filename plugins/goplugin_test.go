@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/fixtures/procs"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -28,7 +29,7 @@ func newGo(t *testing.T, path string, args []string, opts GoOptions) *GoPlugin {
 	t.Cleanup(func() {
 		pid := g.Pid()
 		g.Close()
-		if pid != 0 && !gone(pid) {
+		if pid != 0 && !procs.Gone(pid) {
 			t.Errorf("plugin %d still there after Close", pid)
 		}
 	})
@@ -110,8 +111,8 @@ func TestGoPluginReusesProcess(t *testing.T) {
 	if err := g.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if !gone(pid) {
-		state, ppid := procStat(pid)
+	if !procs.Gone(pid) {
+		state, ppid := procs.Stat(pid)
 		t.Errorf("plugin %d still there after Close: state %c, parent %d", pid, state, ppid)
 	}
 	r := g.Run(context.Background())
@@ -132,7 +133,7 @@ func TestGoPluginRestartsDeadProcess(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatalf("kill plugin %d: %v", pid, err)
 		}
-		waitGone(t, pid)
+		procs.WaitGone(t, pid)
 		r = g.Run(context.Background())
 		if r.State != nagios.OK {
 			t.Fatalf("run %d after kill: got %v %q", i, r.State, r)
@@ -225,7 +226,7 @@ func TestGoPluginMisbehaves(t *testing.T) {
 					t.Errorf("run %d: got %v %q %q, want %v %q %q", i, r.State, r.Output, r.Long, tt.state, tt.output, tt.long)
 				}
 				if tt.restart {
-					waitGone(t, g.Pid())
+					procs.WaitGone(t, g.Pid())
 				} else if i > 0 && g.Pid() != pid {
 					t.Errorf("run %d: plugin process %d, was %d", i, g.Pid(), pid)
 				}
@@ -269,14 +270,14 @@ func TestGoPluginDiesWithAgent(t *testing.T) {
 	if err != nil || pid == 0 || state != nagios.OK.String() {
 		t.Fatalf("fake agent said %q", line)
 	}
-	if s, ppid := procStat(pid); s == 0 || s == 'Z' || ppid != agent.Process.Pid {
+	if s, ppid := procs.Stat(pid); s == 0 || s == 'Z' || ppid != agent.Process.Pid {
 		t.Fatalf("plugin %d: state %c, parent %d, want it running under the agent %d", pid, s, ppid, agent.Process.Pid)
 	}
 	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("kill fake agent: %v", err)
 	}
 	_ = agent.Wait()
-	waitGone(t, pid)
+	procs.WaitGone(t, pid)
 }
 
 // TestGoPluginLockHonoursContext: a Run whose deadline passes while another

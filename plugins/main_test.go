@@ -2,14 +2,12 @@ package plugins
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,59 +76,6 @@ func testdata(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// procStat reads a process's state letter and parent from /proc; state is 0
-// when there is no such process.
-func procStat(pid int) (state byte, ppid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0
-	}
-	// "pid (comm) S ppid ...": comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 2 {
-		return 0, 0
-	}
-	ppid, _ = strconv.Atoi(fields[1])
-	return fields[0][0], ppid
-}
-
-// gone reports that pid no longer runs and is no zombie of ours. A zombie
-// of someone else's is dead: in a container whose init never reaps, killed
-// orphans stay as zombies of it.
-func gone(pid int) bool {
-	state, ppid := procStat(pid)
-	return state == 0 || (state == 'Z' && ppid != os.Getpid())
-}
-
-// waitGone waits, within a generous bound, for pid to be gone.
-func waitGone(t *testing.T, pid int) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if gone(pid) {
-			return
-		}
-	}
-	state, ppid := procStat(pid)
-	t.Fatalf("process %d still there: state %c, parent %d (we are %d)", pid, state, ppid, os.Getpid())
-}
-
-// readPids reads the "pid grandchild-pid" line a test script wrote.
-func readPids(t *testing.T, file string) (child, grandchild int) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("read pids: %v", err)
-	}
-	if _, err := fmt.Sscan(string(b), &child, &grandchild); err != nil {
-		t.Fatalf("read pids from %q: %v", b, err)
-	}
-	return child, grandchild
 }
 
 // firstLine reads one line from r, for a helper's report.

@@ -13,9 +13,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
-	"github.com/immune-ops/immune/nagios"
 )
+
+// Agents is what the coordinator asks of the agents. AgentClient asks
+// them over their HTTP API; a test of the push state machine may answer
+// in memory instead.
+type Agents interface {
+	// Snapshot reads one host's gauges.
+	Snapshot(ctx context.Context, h conf.Host) (Sample, error)
+	// Release reads which release a host runs.
+	Release(ctx context.Context, h conf.Host) (agentapi.Release, error)
+	// Deploy has a host fetch, verify and activate a revision's artifact.
+	Deploy(ctx context.Context, h conf.Host, revision, artifactURL, sha256 string) (agentapi.Release, error)
+	// Rollback switches a host back to a release (the previous one when to is empty).
+	Rollback(ctx context.Context, h conf.Host, to string) (agentapi.Release, error)
+	// Checks reads every check of one host.
+	Checks(ctx context.Context, h conf.Host) (agentapi.Checks, error)
+}
+
+var _ Agents = (*AgentClient)(nil)
 
 // AgentClient talks to the agents' HTTP API: the coordinator reads agents
 // only through it, as it will across a real network.
@@ -123,14 +141,6 @@ func hostTokenFiles(f *conf.Fleet) []string {
 	return files
 }
 
-// snapshotReply is the part of the agent's /api/v1/snapshot the coordinator reads.
-type snapshotReply struct {
-	Host   string `json:"host"`
-	Gauges map[string]struct {
-		Value float64 `json:"value"`
-	} `json:"gauges"`
-}
-
 // Each call is bounded by a deadline of its kind: a read is quick, while a
 // deploy downloads an artifact and runs the release's hooks, and cutting it
 // short would fail a good release and revert a good commit.
@@ -141,71 +151,43 @@ const (
 
 // Snapshot reads one host's gauges.
 func (c *AgentClient) Snapshot(ctx context.Context, h conf.Host) (Sample, error) {
-	var reply snapshotReply
-	if err := c.call(ctx, h, "GET", "/api/v1/snapshot", c.ReadToken(h), nil, &reply); err != nil {
+	var snap agentapi.Snapshot
+	if err := c.call(ctx, h, http.MethodGet, agentapi.SnapshotPath, c.ReadToken(h), nil, &snap); err != nil {
 		return Sample{}, err
 	}
-	s := Sample{At: time.Now(), Gauges: make(map[string]float64, len(reply.Gauges))}
-	for name, g := range reply.Gauges {
+	s := Sample{At: time.Now(), Gauges: make(map[string]float64, len(snap.Gauges))}
+	for name, g := range snap.Gauges {
 		s.Gauges[name] = g.Value
 	}
 	return s, nil
 }
 
-// CheckStatus is one check as an agent's /api/v1/checks reports it: its
-// latest result and the soft/hard state Nagios would keep for it.
-type CheckStatus struct {
-	Name            string       `json:"name"`
-	State           nagios.State `json:"state"`
-	Output          string       `json:"output"`
-	Long            string       `json:"long_output,omitempty"`
-	StateType       string       `json:"state_type"`
-	Attempt         int          `json:"attempt"`
-	MaxAttempts     int          `json:"max_attempts"`
-	LastCheck       time.Time    `json:"last_check"`
-	LastStateChange time.Time    `json:"last_state_change"`
-}
-
-// HostChecks is what a host's agent says of its checks.
-type HostChecks struct {
-	Host     string        `json:"host"`
-	HostType string        `json:"host_type"`
-	Checks   []CheckStatus `json:"checks"`
-}
-
 // Checks reads every check of one host.
-func (c *AgentClient) Checks(ctx context.Context, h conf.Host) (HostChecks, error) {
-	var hc HostChecks
-	err := c.call(ctx, h, "GET", "/api/v1/checks", c.ReadToken(h), nil, &hc)
+func (c *AgentClient) Checks(ctx context.Context, h conf.Host) (agentapi.Checks, error) {
+	var hc agentapi.Checks
+	err := c.call(ctx, h, http.MethodGet, agentapi.ChecksPath, c.ReadToken(h), nil, &hc)
 	return hc, err
 }
 
-// Release is what an agent says of its releases.
-type Release struct {
-	Current  string   `json:"current"`
-	Previous string   `json:"previous"`
-	Releases []string `json:"releases"`
-}
-
 // Release reads which release a host runs.
-func (c *AgentClient) Release(ctx context.Context, h conf.Host) (Release, error) {
-	var r Release
-	err := c.call(ctx, h, "GET", "/api/v1/release", c.DeployToken, nil, &r)
+func (c *AgentClient) Release(ctx context.Context, h conf.Host) (agentapi.Release, error) {
+	var r agentapi.Release
+	err := c.call(ctx, h, http.MethodGet, agentapi.ReleasePath, c.DeployToken, nil, &r)
 	return r, err
 }
 
 // Deploy has a host fetch, verify and activate a revision's artifact.
-func (c *AgentClient) Deploy(ctx context.Context, h conf.Host, revision, artifactURL, sha256 string) (Release, error) {
-	var r Release
-	body := map[string]string{"revision": revision, "artifact_url": artifactURL, "sha256": sha256}
-	err := c.call(ctx, h, "POST", "/api/v1/deploy", c.DeployToken, body, &r)
+func (c *AgentClient) Deploy(ctx context.Context, h conf.Host, revision, artifactURL, sha256 string) (agentapi.Release, error) {
+	var r agentapi.Release
+	body := agentapi.DeployRequest{Revision: revision, ArtifactURL: artifactURL, SHA256: sha256}
+	err := c.call(ctx, h, http.MethodPost, agentapi.DeployPath, c.DeployToken, body, &r)
 	return r, err
 }
 
 // Rollback switches a host back to a release (the previous one when to is empty).
-func (c *AgentClient) Rollback(ctx context.Context, h conf.Host, to string) (Release, error) {
-	var r Release
-	err := c.call(ctx, h, "POST", "/api/v1/rollback", c.DeployToken, map[string]string{"to": to}, &r)
+func (c *AgentClient) Rollback(ctx context.Context, h conf.Host, to string) (agentapi.Release, error) {
+	var r agentapi.Release
+	err := c.call(ctx, h, http.MethodPost, agentapi.RollbackPath, c.DeployToken, agentapi.RollbackRequest{To: to}, &r)
 	return r, err
 }
 
@@ -234,7 +216,7 @@ func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", h.Name, path, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	agentapi.SetToken(req, token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

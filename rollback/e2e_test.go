@@ -1,7 +1,7 @@
 package rollback_test
 
 // End-to-end tests: real agent processes on 127.0.0.X, a real coordinator
-// process, real artifacts and a real git repository (fixtures/fleet). The
+// process, real artifacts and a real git repository (package demo). The
 // push_test.go tests drive the state machine against stand-ins; these prove
 // that the parts, as built, work together and survive crashes.
 
@@ -20,9 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/immune-ops/immune/fixtures/fleet"
+	"github.com/immune-ops/immune/demo"
 	"github.com/immune-ops/immune/fixtures/real"
 	"github.com/immune-ops/immune/rollback"
+	"github.com/immune-ops/immune/rollback/client"
 )
 
 // pushTimeout bounds the wait for one push: far above the ~15 s a push of
@@ -77,18 +78,18 @@ func requireGit(t *testing.T) {
 
 // startFleet starts a fleet of hosts agents, stopped when the test ends;
 // when the test failed, the coordinator's log is shown.
-func startFleet(t *testing.T, hosts int) *fleet.Fleet {
+func startFleet(t *testing.T, hosts int) *demo.Fleet {
 	t.Helper()
-	return startFleetWith(t, fleet.Options{Hosts: hosts})
+	return startFleetWith(t, demo.Options{Hosts: hosts})
 }
 
 // startFleetWith is startFleet with more options.
-func startFleetWith(t *testing.T, o fleet.Options) *fleet.Fleet {
+func startFleetWith(t *testing.T, o demo.Options) *demo.Fleet {
 	t.Helper()
 	requireGit(t)
 	o.AgentBin, o.CoordinatorBin = binaries(t)
 	o.Dir, o.Baseline = t.TempDir(), 2*time.Second
-	f, err := fleet.Start(t.Context(), o)
+	f, err := demo.Start(t.Context(), o)
 	if err != nil {
 		t.Fatalf("start fleet: %v", err)
 	}
@@ -106,7 +107,7 @@ func startFleetWith(t *testing.T, o fleet.Options) *fleet.Fleet {
 }
 
 // push starts a push of r and waits for it to end.
-func push(t *testing.T, f *fleet.Fleet, r fleet.Release) *rollback.Push {
+func push(t *testing.T, f *demo.Fleet, r demo.Release) *rollback.Push {
 	t.Helper()
 	p, err := f.Push(t.Context(), r, "e2e")
 	if err != nil {
@@ -117,7 +118,7 @@ func push(t *testing.T, f *fleet.Fleet, r fleet.Release) *rollback.Push {
 
 // follow returns a function that waits until the push satisfies until;
 // the push's progress is logged once across the calls.
-func follow(t *testing.T, f *fleet.Fleet, id string) func(until func(*rollback.Push) bool) *rollback.Push {
+func follow(t *testing.T, f *demo.Fleet, id string) func(until func(*rollback.Push) bool) *rollback.Push {
 	progress := rollback.Progress(tlog{t})
 	return func(until func(*rollback.Push) bool) *rollback.Push {
 		t.Helper()
@@ -143,7 +144,7 @@ func (l tlog) Write(b []byte) (int, error) {
 }
 
 // assertAllOn checks every agent's current release.
-func assertAllOn(t *testing.T, f *fleet.Fleet, want fleet.Release) {
+func assertAllOn(t *testing.T, f *demo.Fleet, want demo.Release) {
 	t.Helper()
 	cur, err := f.Currents(t.Context())
 	if err != nil {
@@ -158,7 +159,7 @@ func assertAllOn(t *testing.T, f *fleet.Fleet, want fleet.Release) {
 
 // assertRevertedAndLocked checks that the repository's newest commit reverts r and
 // that pushes are locked because of it.
-func assertRevertedAndLocked(t *testing.T, f *fleet.Fleet, p *rollback.Push, r fleet.Release) {
+func assertRevertedAndLocked(t *testing.T, f *demo.Fleet, p *rollback.Push, r demo.Release) {
 	t.Helper()
 	if p.Revert == nil || p.Revert.Error != "" {
 		t.Errorf("revert record %+v, want one without error", p.Revert)
@@ -183,10 +184,10 @@ func assertRevertedAndLocked(t *testing.T, f *fleet.Fleet, p *rollback.Push, r f
 }
 
 // wwwHost is the web host of a phase: the only type the PHP limit watches.
-func wwwHost(t *testing.T, f *fleet.Fleet, ph rollback.PushPhase) *fleet.Host {
+func wwwHost(t *testing.T, f *demo.Fleet, ph rollback.PushPhase) *demo.Host {
 	t.Helper()
 	for _, name := range ph.Hosts {
-		if h := f.Host(name); h != nil && h.Type == fleet.TypeWWW {
+		if h := f.Host(name); h != nil && h.Type == demo.TypeWWW {
 			return h
 		}
 	}
@@ -202,7 +203,7 @@ func TestE2EGoodThenBadPush(t *testing.T) {
 	f := startFleet(t, 20)
 	ctx := t.Context()
 
-	good, err := f.Commit(ctx, "checkout: show the order total with tax", fleet.App{})
+	good, err := f.Commit(ctx, "checkout: show the order total with tax", demo.App{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestE2EGoodThenBadPush(t *testing.T) {
 	}
 	assertAllOn(t, f, good)
 
-	bad, err := f.Commit(ctx, "checkout: call the new pricing service", fleet.App{PHPFatalsPerMinute: 600, CPU: 0.05})
+	bad, err := f.Commit(ctx, "checkout: call the new pricing service", demo.App{PHPFatalsPerMinute: 600, CPU: 0.05})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,11 +245,11 @@ func TestE2EGoodThenBadPush(t *testing.T) {
 	assertAllOn(t, f, good)
 	assertRevertedAndLocked(t, f, p, bad)
 
-	fix, err := f.Commit(ctx, "checkout: pricing service behind a flag", fleet.App{})
+	fix, err := f.Commit(ctx, "checkout: pricing service behind a flag", demo.App{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Push(ctx, fix, "e2e"); fleet.Status(err) != http.StatusConflict || !strings.Contains(err.Error(), "locked") {
+	if _, err := f.Push(ctx, fix, "e2e"); client.StatusCode(err) != http.StatusConflict || !strings.Contains(err.Error(), "locked") {
 		t.Errorf("push while locked: %v, want 409 locked", err)
 	}
 
@@ -266,7 +267,7 @@ func TestE2EGoodThenBadPush(t *testing.T) {
 			t.Errorf("unlock with %s: %v", tc.name, err)
 		case tc.want == http.StatusOK && (l.Commit != nil || len(l.Cleared) != 1 || l.Cleared[0].ClearedBy != "e2e"):
 			t.Errorf("unlock with %s: locks %+v, want the lock cleared by e2e", tc.name, l)
-		case tc.want != http.StatusOK && fleet.Status(err) != tc.want:
+		case tc.want != http.StatusOK && client.StatusCode(err) != tc.want:
 			t.Errorf("unlock with %s: %v, want %d", tc.name, err, tc.want)
 		}
 	}
@@ -282,7 +283,7 @@ func TestE2EGoodThenBadPush(t *testing.T) {
 func TestE2EAgentKilledMidPush(t *testing.T) {
 	f := startFleet(t, 6)
 	ctx := t.Context()
-	next, err := f.Commit(ctx, "checkout: show the order total with tax", fleet.App{})
+	next, err := f.Commit(ctx, "checkout: show the order total with tax", demo.App{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ func TestE2EAgentKilledMidPush(t *testing.T) {
 func TestE2ECoordinatorKilledDuringObserve(t *testing.T) {
 	f := startFleet(t, 6)
 	ctx := t.Context()
-	bad, err := f.Commit(ctx, "checkout: call the new pricing service", fleet.App{PHPFatalsPerMinute: 600})
+	bad, err := f.Commit(ctx, "checkout: call the new pricing service", demo.App{PHPFatalsPerMinute: 600})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,8 +437,8 @@ func TestE2EMaliciousArtifact(t *testing.T) {
 // caught against the chat server held back, and every host touched goes
 // back.
 func TestE2EBadOnlyInPhaseTwo(t *testing.T) {
-	f := startFleetWith(t, fleet.Options{Hosts: 20})
-	bad, err := f.Commit(t.Context(), "chat: new presence protocol", fleet.App{PHPFatalsPerMinute: 600, OnTypes: []string{fleet.TypeChat}, SpareFirst: true})
+	f := startFleetWith(t, demo.Options{Hosts: 20})
+	bad, err := f.Commit(t.Context(), "chat: new presence protocol", demo.App{PHPFatalsPerMinute: 600, OnTypes: []string{demo.TypeChat}, SpareFirst: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,8 +465,8 @@ func TestE2EMissingGauge(t *testing.T) {
 		want   rollback.State
 	}{{"ignore", rollback.StateLive}, {"fail", rollback.StateRolledBack}} {
 		t.Run(tt.policy, func(t *testing.T) {
-			f := startFleetWith(t, fleet.Options{Hosts: 4, ExtraLimits: "  - gauge: orders\n    min: 1\n    missing: " + tt.policy})
-			good, err := f.Commit(t.Context(), "checkout: show the order total with tax", fleet.App{})
+			f := startFleetWith(t, demo.Options{Hosts: 4, ExtraLimits: "  - gauge: orders\n    min: 1\n    missing: " + tt.policy})
+			good, err := f.Commit(t.Context(), "checkout: show the order total with tax", demo.App{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -511,12 +512,12 @@ func readings(p *rollback.Push, gauge string) []rollback.Reading {
 // 50% the limit allows against the web hosts still on the old release, so
 // the push is rolled back in phase 1.
 func TestE2ERegistrationsFall(t *testing.T) {
-	f := startFleetWith(t, fleet.Options{
+	f := startFleetWith(t, demo.Options{
 		Hosts:       10,
-		BaseApp:     fleet.App{RegistrationsPerMinute: 600},
+		BaseApp:     demo.App{RegistrationsPerMinute: 600},
 		ExtraLimits: "  - gauge: registrations\n    host_types: [www]\n    aggregate: {fall: 50%}\n    missing: wait",
 	})
-	bad, err := f.Commit(t.Context(), "signup: ask for a phone number first", fleet.App{RegistrationsPerMinute: 30})
+	bad, err := f.Commit(t.Context(), "signup: ask for a phone number first", demo.App{RegistrationsPerMinute: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,12 +553,12 @@ func optVal(x *float64) any {
 // the burst and let it pass.
 func TestE2ESpikeOnce(t *testing.T) {
 	const limit = 20
-	f := startFleetWith(t, fleet.Options{
+	f := startFleetWith(t, demo.Options{
 		Hosts:       4,
 		Events:      true,
 		ExtraLimits: fmt.Sprintf("  - gauge: events\n    max: %d\n    missing: ignore", limit),
 	})
-	spiky, err := f.Commit(t.Context(), "search: warm the cache at start", fleet.App{SpikeOnce: 200})
+	spiky, err := f.Commit(t.Context(), "search: warm the cache at start", demo.App{SpikeOnce: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,14 +595,14 @@ func TestE2ESpikeOnce(t *testing.T) {
 func TestE2EMissingWait(t *testing.T) {
 	for _, tt := range []struct {
 		name string
-		app  fleet.App
+		app  demo.App
 		want rollback.State
 	}{
-		{"arrives", fleet.App{EventsPerMinute: 120, EventsAfter: 1}, rollback.StateLive},
-		{"never", fleet.App{}, rollback.StateRolledBack},
+		{"arrives", demo.App{EventsPerMinute: 120, EventsAfter: 1}, rollback.StateLive},
+		{"never", demo.App{}, rollback.StateRolledBack},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := startFleetWith(t, fleet.Options{
+			f := startFleetWith(t, demo.Options{
 				Hosts:       4,
 				Events:      true,
 				MaxWait:     2 * time.Second,
@@ -651,14 +652,14 @@ func TestE2EMissingWait(t *testing.T) {
 func TestE2EBisectFindsTheCulprit(t *testing.T) {
 	f := startFleet(t, 20)
 	ctx := t.Context()
-	if _, err := f.Commit(ctx, "search: faster product index", fleet.App{}); err != nil {
+	if _, err := f.Commit(ctx, "search: faster product index", demo.App{}); err != nil {
 		t.Fatal(err)
 	}
-	bad, err := f.Commit(ctx, "checkout: call the new pricing service", fleet.App{PHPFatalsPerMinute: 600})
+	bad, err := f.Commit(ctx, "checkout: call the new pricing service", demo.App{PHPFatalsPerMinute: 600})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tip, err := f.Commit(ctx, "signup: a shorter form", fleet.App{PHPFatalsPerMinute: 600})
+	tip, err := f.Commit(ctx, "signup: a shorter form", demo.App{PHPFatalsPerMinute: 600})
 	if err != nil {
 		t.Fatal(err)
 	}

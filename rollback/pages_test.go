@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/nagios"
 )
 
@@ -21,12 +22,12 @@ import (
 // page; silent makes it not answer that route, as a host whose agent is down.
 type checksAgent struct {
 	*standIn
-	checks []CheckStatus
+	checks []agentapi.CheckStatus
 	silent bool
 }
 
 func (a *checksAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/api/v1/checks" {
+	if r.URL.Path != agentapi.ChecksPath {
 		a.standIn.ServeHTTP(w, r)
 		return
 	}
@@ -34,25 +35,25 @@ func (a *checksAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "agent stopped", http.StatusServiceUnavailable)
 		return
 	}
-	json.NewEncoder(w).Encode(HostChecks{Host: a.name, HostType: a.hostType, Checks: a.checks})
+	json.NewEncoder(w).Encode(agentapi.Checks{Host: a.name, HostType: a.hostType, Checks: a.checks})
 }
 
 var pageHosts = []string{"www01:www", "www02:www", "www03:www", "chat1:chat", "chat2:chat", "db1:db", "db2:db"}
 
 // fleetChecks are the checks each host reports: www02 is critical, chat1
 // in a soft warning, and db2's agent does not answer.
-func fleetChecks(host string, now time.Time) (checks []CheckStatus, silent bool) {
-	ok := func(name, out string) CheckStatus {
-		return CheckStatus{Name: name, State: nagios.OK, Output: out, StateType: "HARD", Attempt: 1, MaxAttempts: 5,
+func fleetChecks(host string, now time.Time) (checks []agentapi.CheckStatus, silent bool) {
+	ok := func(name, out string) agentapi.CheckStatus {
+		return agentapi.CheckStatus{Name: name, Result: nagios.Result{State: nagios.OK, Output: out}, StateType: "HARD", Attempt: 1, MaxAttempts: 5,
 			LastCheck: now.Add(-20 * time.Second), LastStateChange: now.Add(-26 * time.Hour)}
 	}
-	checks = []CheckStatus{ok("check_load", "OK - load average: 0.42, 0.40, 0.38"), ok("check_php_fatals", "OK - 0 PHP fatal errors in the last 60s")}
+	checks = []agentapi.CheckStatus{ok("check_load", "OK - load average: 0.42, 0.40, 0.38"), ok("check_php_fatals", "OK - 0 PHP fatal errors in the last 60s")}
 	switch host {
 	case "www02":
-		checks[1] = CheckStatus{Name: "check_php_fatals", State: nagios.Critical, Output: "CRITICAL - 412 PHP fatal errors in the last 60s",
+		checks[1] = agentapi.CheckStatus{Name: "check_php_fatals", Result: nagios.Result{State: nagios.Critical, Output: "CRITICAL - 412 PHP fatal errors in the last 60s"},
 			StateType: "HARD", Attempt: 5, MaxAttempts: 5, LastCheck: now.Add(-10 * time.Second), LastStateChange: now.Add(-4 * time.Minute)}
 	case "chat1":
-		checks[0] = CheckStatus{Name: "check_load", State: nagios.Warning, Output: "WARNING - load average: 6.10, 4.00, 3.10",
+		checks[0] = agentapi.CheckStatus{Name: "check_load", Result: nagios.Result{State: nagios.Warning, Output: "WARNING - load average: 6.10, 4.00, 3.10"},
 			StateType: "SOFT", Attempt: 2, MaxAttempts: 5, LastCheck: now.Add(-5 * time.Second), LastStateChange: now.Add(-90 * time.Second)}
 	case "db2":
 		return nil, true

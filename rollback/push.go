@@ -163,7 +163,7 @@ type Reverter func(ctx context.Context, p *Push) (output string, err error)
 type Coordinator struct {
 	Fleet  *conf.Fleet
 	Store  Store
-	Agents *AgentClient
+	Agents Agents
 	Revert Reverter
 	// ArtifactURL is where agents fetch an artifact by its sha256.
 	ArtifactURL func(sha256 string) string

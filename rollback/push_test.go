@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/fixtures/testpki"
 )
@@ -54,41 +55,41 @@ func (a *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply := func(v any) { json.NewEncoder(w).Encode(v) }
-	release := func() Release { return Release{Current: a.current, Previous: a.prev} }
+	release := func() agentapi.Release { return agentapi.Release{Current: a.current, Previous: a.prev} }
 	switch r.URL.Path {
-	case "/api/v1/snapshot":
+	case agentapi.SnapshotPath:
 		a.samples++
-		gauges := map[string]map[string]float64{}
+		snap := agentapi.Snapshot{Host: a.name, HostType: a.hostType, Gauges: map[string]agentapi.Gauge{}}
 		for k, v := range a.gauges(a.name, a.hostType, a.current, a.samples) {
-			gauges[k] = map[string]float64{"value": v}
+			snap.Gauges[k] = agentapi.Gauge{Value: v}
 		}
-		reply(map[string]any{"host": a.name, "gauges": gauges})
-	case "/api/v1/release":
+		reply(snap)
+	case agentapi.ReleasePath:
 		reply(release())
-	case "/api/v1/deploy":
+	case agentapi.DeployPath:
 		if a.busy > 0 {
 			a.busy--
 			http.Error(w, "another deploy is running", http.StatusConflict)
 			return
 		}
-		var req map[string]string
+		var req agentapi.DeployRequest
 		json.NewDecoder(r.Body).Decode(&req)
-		if req["revision"] != a.current {
-			a.prev, a.current = a.current, req["revision"]
+		if req.Revision != a.current {
+			a.prev, a.current = a.current, req.Revision
 			a.deploys++
 		}
 		reply(release())
 		a.down = a.diesOnRelease
-	case "/api/v1/rollback":
-		var req map[string]string
+	case agentapi.RollbackPath:
+		var req agentapi.RollbackRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		a.rollbacks++
 		if a.refuseRollback {
-			http.Error(w, fmt.Sprintf("rollback to %s: %s is not unpacked here", req["to"], req["to"]), http.StatusNotFound)
+			http.Error(w, fmt.Sprintf("rollback to %s: %s is not unpacked here", req.To, req.To), http.StatusNotFound)
 			return
 		}
-		if req["to"] != a.current {
-			a.prev, a.current = a.current, req["to"]
+		if req.To != a.current {
+			a.prev, a.current = a.current, req.To
 		}
 		reply(release())
 	default:

@@ -169,7 +169,7 @@ func TestPushRefusedBeforeAnythingChanges(t *testing.T) {
 	for _, tt := range []struct{ body, want string }{
 		{`{"revision":"` + good + `","sha256":"` + notTar + `","who":"ed"}`, "not gzip data"},
 		{`{"revision":"1234567","sha256":"` + notTar + `","who":"ed"}`, "not gzip data"},
-		{`{"revision":"-rf","sha256":"` + notTar + `","who":"ed"}`, "not starting with '-'"},
+		{`{"revision":"-rf","sha256":"` + notTar + `","who":"ed"}`, "no '-' first"},
 	} {
 		if code, out := call("POST", "/api/v1/pushes", tt.body); code != 400 || !strings.Contains(out, tt.want) {
 			t.Errorf("%s: %d %s, want 400 %q", tt.body, code, out, tt.want)

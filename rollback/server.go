@@ -2,7 +2,6 @@ package rollback
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/immune-ops/immune/agentapi"
 )
 
 // Server is the coordinator's HTTP API: artifacts for the agents, pushes,
@@ -50,14 +51,7 @@ func (s *Server) Handler() http.Handler {
 
 // need lets a request through with the given bearer token only.
 func (s *Server) need(token string, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" || subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
-			http.Error(w, "this needs the right bearer token", http.StatusUnauthorized)
-			return
-		}
-		h(w, r)
-	})
+	return agentapi.RequireToken(token, "immune-coordinator", h)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -98,7 +92,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		fail(w, 500, "store artifact: %v", err)
 		return
 	}
-	writeJSON(w, 201, map[string]any{"sha256": sum, "bytes": n})
+	writeJSON(w, 201, Upload{SHA256: sum, Bytes: n})
 }
 
 func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
@@ -110,8 +104,14 @@ func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
 	http.ServeFile(w, r, filepath.Join(s.ArtifactDir, sum+".tar.gz"))
 }
 
-// pushRequest starts a push.
-type pushRequest struct {
+// Upload is the answer of PUT /api/v1/artifacts: the stored artifact.
+type Upload struct {
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// PushRequest is the body of POST /api/v1/pushes, which starts a push.
+type PushRequest struct {
 	Revision string `json:"revision"`
 	SHA256   string `json:"sha256"`
 	Who      string `json:"who"`
@@ -120,18 +120,17 @@ type pushRequest struct {
 	Force string `json:"force,omitempty"`
 }
 
-var revisionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
-	var req pushRequest
+	var req PushRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		fail(w, 400, "read push request: %v", err)
 		return
 	}
-	switch {
-	case !revisionRE.MatchString(req.Revision) || req.Revision == "." || req.Revision == ".." || strings.HasPrefix(req.Revision, "-"):
-		fail(w, 400, "revision %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '-'", req.Revision)
+	if err := agentapi.ValidRevision(req.Revision); err != nil {
+		fail(w, 400, "%v", err)
 		return
+	}
+	switch {
 	case !sha256RE.MatchString(req.SHA256):
 		fail(w, 400, "sha256 %q is not a sha256 (upload the artifact first)", req.SHA256)
 		return
@@ -195,14 +194,14 @@ func (s *Server) locks(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, 200, l)
 }
 
-// unlockRequest clears the commit lock.
-type unlockRequest struct {
+// UnlockRequest is the body of POST /api/v1/unlock, which clears the commit lock.
+type UnlockRequest struct {
 	Who    string `json:"who"`
 	Reason string `json:"reason"`
 }
 
 func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
-	var req unlockRequest
+	var req UnlockRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		fail(w, 400, "read unlock request: %v", err)
 		return

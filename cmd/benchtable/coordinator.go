@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/rollback"
 )
@@ -55,26 +56,28 @@ func runStandIns(args []string) int {
 		h := &hosts[i]
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		var body map[string]string
-		json.NewDecoder(r.Body).Decode(&body)
 		switch "/" + rest {
-		case "/api/v1/snapshot":
+		case agentapi.SnapshotPath:
 			php := 0.2
 			if h.current == "bad" {
 				php = 50
 			}
-			fmt.Fprintf(w, `{"gauges":{"php_errors":{"value":%g},"loadavg1":{"value":1}}}`, php)
+			json.NewEncoder(w).Encode(agentapi.Snapshot{Gauges: map[string]agentapi.Gauge{"php_errors": {Value: php}, "loadavg1": {Value: 1}}})
 			return
-		case "/api/v1/deploy":
-			if body["revision"] != h.current {
-				h.prev, h.current = h.current, body["revision"]
+		case agentapi.DeployPath:
+			var req agentapi.DeployRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			if req.Revision != h.current {
+				h.prev, h.current = h.current, req.Revision
 			}
-		case "/api/v1/rollback":
-			if body["to"] != h.current {
-				h.prev, h.current = h.current, body["to"]
+		case agentapi.RollbackPath:
+			var req agentapi.RollbackRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			if req.To != h.current {
+				h.prev, h.current = h.current, req.To
 			}
 		}
-		fmt.Fprintf(w, `{"current":%q,"previous":%q}`, h.current, h.prev)
+		json.NewEncoder(w).Encode(agentapi.Release{Current: h.current, Previous: h.prev})
 	})
 	out := bufio.NewWriter(os.Stdout)
 	for l := 0; l < (n+hostsPerListener-1)/hostsPerListener; l++ {

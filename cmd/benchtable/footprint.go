@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/immune-ops/immune/agent"
+	"github.com/immune-ops/immune/agentapi"
 )
 
 // Issue 3's footprint targets for an agent running 50 checks.
@@ -245,11 +245,11 @@ func agentStates(ctx context.Context, addr, tokenFile string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/checks", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+agentapi.ChecksPath, nil)
 	if err != nil {
 		return "", fmt.Errorf("ask agent for its checks: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	agentapi.SetToken(req, strings.TrimSpace(string(token)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("ask agent for its checks: %w", err)
@@ -258,7 +258,7 @@ func agentStates(ctx context.Context, addr, tokenFile string) (string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("ask agent for its checks: %s", resp.Status)
 	}
-	var reply struct{ Checks []agent.Status }
+	var reply agentapi.Checks
 	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
 		return "", fmt.Errorf("read agent's checks: %w", err)
 	}

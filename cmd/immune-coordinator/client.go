@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +15,7 @@ import (
 	"github.com/immune-ops/immune/cmd/internal/cli"
 
 	"github.com/immune-ops/immune/rollback"
+	"github.com/immune-ops/immune/rollback/client"
 )
 
 // clientCommands are the small clients of the coordinator's API that
@@ -28,26 +27,20 @@ var clientCommands = map[string]func(ctx context.Context, args []string, stdout,
 	"unlock": runUnlock,
 }
 
-// client talks to the coordinator's API for the push commands.
-type client struct {
-	base, token string
-	http        *http.Client
-}
-
 // clientFlags adds the flags every push command shares.
-func clientFlags(fs *flag.FlagSet) func() (*client, error) {
+func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
 	url := fs.String("coordinator", envOr("IMMUNE_COORDINATOR", "http://127.0.0.1:5680"), "the coordinator's `URL` ($IMMUNE_COORDINATOR)")
 	tokenFile := fs.String("token-file", os.Getenv("IMMUNE_TOKEN_FILE"), "`file` holding the operator token ($IMMUNE_TOKEN_FILE)")
-	return func() (*client, error) {
-		c := &client{base: strings.TrimRight(*url, "/"), http: &http.Client{Timeout: time.Minute}}
+	return func() (*client.Client, error) {
+		var token string
 		if *tokenFile != "" {
 			b, err := os.ReadFile(*tokenFile)
 			if err != nil {
 				return nil, fmt.Errorf("read token: %w", err)
 			}
-			c.token = strings.TrimSpace(string(b))
+			token = strings.TrimSpace(string(b))
 		}
-		return c, nil
+		return client.New(*url, token, &http.Client{Timeout: time.Minute}), nil
 	}
 }
 
@@ -56,37 +49,6 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
-}
-
-// do calls the API; a non-2xx answer is an error with the coordinator's message.
-func (c *client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
-		}
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
 }
 
 func whoami() string {
@@ -128,17 +90,13 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer f.Close()
-	var up struct {
-		SHA256 string `json:"sha256"`
-		Bytes  int64  `json:"bytes"`
-	}
-	if err := c.do(ctx, "PUT", "/api/v1/artifacts", f, &up); err != nil {
+	up, err := c.Upload(ctx, f)
+	if err != nil {
 		fmt.Fprintf(stderr, "immune push: upload %s: %v\n", *artifact, err)
 		return 2
 	}
-	body, _ := json.Marshal(map[string]string{"revision": *revision, "sha256": up.SHA256, "who": *who, "force": *force})
 	var p rollback.Push
-	if err := c.do(ctx, "POST", "/api/v1/pushes", bytes.NewReader(body), &p); err != nil {
+	if err := c.Call(ctx, http.MethodPost, "/api/v1/pushes", rollback.PushRequest{Revision: *revision, SHA256: up.SHA256, Who: *who, Force: *force}, &p); err != nil {
 		fmt.Fprintf(stderr, "immune push: %v\n", err)
 		return 2
 	}
@@ -150,15 +108,15 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // follow prints a push's progress until it ends.
-func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer) int {
+func follow(ctx context.Context, c *client.Client, id string, stdout, stderr io.Writer) int {
 	progress := rollback.Progress(stdout)
 	for {
-		var p rollback.Push
-		if err := c.do(ctx, "GET", "/api/v1/pushes/"+id, nil, &p); err != nil {
+		p, err := c.Push(ctx, id)
+		if err != nil {
 			fmt.Fprintf(stderr, "immune push: %v\n", err)
 			return 2
 		}
-		progress(&p)
+		progress(p)
 		switch p.State {
 		case rollback.StateLive:
 			return 0
@@ -178,9 +136,9 @@ func follow(ctx context.Context, c *client, id string, stdout, stderr io.Writer)
 }
 
 // getCommand parses the shared flags of a command that only reads the
-// coordinator, and reads path into out. done says to exit with code at
-// once (after --help or --version, or an error).
-func getCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer, path string, out any) (base string, code int, done bool) {
+// coordinator, and reads with get. done says to exit with code at once
+// (after --help or --version, or an error); base is the coordinator's URL.
+func getCommand(name string, args []string, stdout, stderr io.Writer, get func(*client.Client) error) (base string, code int, done bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	newClient := clientFlags(fs)
@@ -192,16 +150,19 @@ func getCommand(ctx context.Context, name string, args []string, stdout, stderr 
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return "", 2, true
 	}
-	if err := c.do(ctx, "GET", path, nil, out); err != nil {
+	if err := get(c); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return "", 2, true
 	}
-	return c.base, 0, false
+	return c.URL, 0, false
 }
 
 func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ps []rollback.Push
-	if _, code, done := getCommand(ctx, "immune pushes", args, stdout, stderr, "/api/v1/pushes", &ps); done {
+	if _, code, done := getCommand("immune pushes", args, stdout, stderr, func(c *client.Client) (err error) {
+		ps, err = c.Pushes(ctx)
+		return err
+	}); done {
 		return code
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -220,7 +181,10 @@ func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var l rollback.Locks
-	base, code, done := getCommand(ctx, "immune locks", args, stdout, stderr, "/api/v1/locks", &l)
+	base, code, done := getCommand("immune locks", args, stdout, stderr, func(c *client.Client) (err error) {
+		l, err = c.Locks(ctx)
+		return err
+	})
 	if done {
 		return code
 	}
@@ -275,12 +239,11 @@ func runUnlock(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	body, _ := json.Marshal(map[string]string{"who": *who, "reason": *reason})
-	var l rollback.Locks
-	if err := c.do(ctx, "POST", "/api/v1/unlock", bytes.NewReader(body), &l); err != nil {
+	l, err := c.Unlock(ctx, *who, *reason)
+	if err != nil {
 		fmt.Fprintf(stderr, "immune unlock: %v\n", err)
 		return 1
 	}
-	printLocks(stdout, l, c.base)
+	printLocks(stdout, l, c.URL)
 	return 0
 }

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
 
@@ -61,8 +60,7 @@ func runOrder(ctx context.Context, kind string, args []string, stdout, stderr io
 	if want == 2 {
 		o.Host = positional[1]
 	}
-	body, _ := json.Marshal(o)
-	if err := c.do(ctx, "POST", "/api/v1/pushes/"+positional[0]+"/orders", bytes.NewReader(body), nil); err != nil {
+	if err := c.Call(ctx, http.MethodPost, "/api/v1/pushes/"+positional[0]+"/orders", o, nil); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}

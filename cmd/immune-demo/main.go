@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
-
-	"github.com/immune-ops/immune/fixtures/fleet"
+	"github.com/immune-ops/immune/cmd/internal/sibling"
+	"github.com/immune-ops/immune/demo"
 	"github.com/immune-ops/immune/rollback"
 )
 
@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("immune demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	exit := fs.Bool("exit", false, "stop when the demo is done: exit 0 when every step held, else 1 with what failed")
-	hosts := fs.Int("hosts", 20, fmt.Sprintf("agents in the fleet, %d to %d: 60%% www, 20%% chat, 10%% db, 10%% memcache", fleet.MinHosts, fleet.MaxHosts))
+	hosts := fs.Int("hosts", 20, fmt.Sprintf("agents in the fleet, %d to %d: 60%% www, 20%% chat, 10%% db, 10%% memcache", demo.MinHosts, demo.MaxHosts))
 	if code, done := cli.Parse(fs, args, "immune-demo", stdout); done {
 		return code
 	}
@@ -48,20 +48,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "immune demo: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if *hosts < fleet.MinHosts || *hosts > fleet.MaxHosts {
-		fmt.Fprintf(stderr, "immune demo: --hosts %d: want %d (one host of each type) to %d\n", *hosts, fleet.MinHosts, fleet.MaxHosts)
+	if *hosts < demo.MinHosts || *hosts > demo.MaxHosts {
+		fmt.Fprintf(stderr, "immune demo: --hosts %d: want %d (one host of each type) to %d\n", *hosts, demo.MinHosts, demo.MaxHosts)
 		return 2
 	}
 	if _, err := exec.LookPath("git"); err != nil {
 		fmt.Fprintln(stderr, "immune demo: git is not installed: the demo reverts the bad commit in a local git repository; install it (apt-get install git) and run the demo again")
 		return 1
 	}
-	agentBin, err := sibling("immune-agent")
+	agentBin, err := sibling.Path("immune-agent")
 	if err != nil {
 		fmt.Fprintf(stderr, "immune demo: %v\n", err)
 		return 1
 	}
-	coordBin, err := sibling("immune-coordinator")
+	coordBin, err := sibling.Path("immune-coordinator")
 	if err != nil {
 		fmt.Fprintf(stderr, "immune demo: %v\n", err)
 		return 1
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "immune demo: starting %d agents (%s) and a coordinator (%s) on loopback...\n", *hosts, agentBin, coordBin)
 	began := time.Now()
-	f, err := fleet.Start(ctx, fleet.Options{AgentBin: agentBin, CoordinatorBin: coordBin, Hosts: *hosts, Dir: dir})
+	f, err := demo.Start(ctx, demo.Options{AgentBin: agentBin, CoordinatorBin: coordBin, Hosts: *hosts, Dir: dir})
 	if err != nil && ctx.Err() != nil {
 		fmt.Fprintln(stdout, "immune demo: interrupted while the fleet started")
 		os.RemoveAll(dir)
@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "immune demo: start the fleet: %v\n(its files are in %s)\n", err, dir)
 		return 1
 	}
-	d := &demo{f: f, out: stdout}
+	d := &story{f: f, out: stdout}
 	d.intro(time.Since(began))
 	d.run(ctx)
 	if d.finished {
@@ -114,23 +114,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// sibling finds one of immune's binaries beside this one, or on PATH.
-func sibling(name string) (string, error) {
-	if self, err := os.Executable(); err == nil {
-		path := filepath.Join(filepath.Dir(self), name)
-		if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
-			return path, nil
-		}
-	}
-	if path, err := exec.LookPath(name); err == nil {
-		return path, nil
-	}
-	return "", fmt.Errorf("%s is not beside immune-demo nor on PATH (make build puts it in bin/)", name)
-}
-
-// demo runs the story and keeps what did not hold.
-type demo struct {
-	f      *fleet.Fleet
+// story runs the demo's pushes and keeps what did not hold.
+type story struct {
+	f      *demo.Fleet
 	out    io.Writer
 	failed []string
 	// finished is set when every step ran, whether or not it held: an
@@ -138,10 +124,10 @@ type demo struct {
 	finished bool
 }
 
-func (d *demo) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
+func (d *story) printf(format string, args ...any) { fmt.Fprintf(d.out, format, args...) }
 
 // check prints one verified fact, and keeps it when it did not hold.
-func (d *demo) check(ok bool, what string, whyNot string) {
+func (d *story) check(ok bool, what string, whyNot string) {
 	if ok {
 		d.printf("  ok    %s\n", what)
 		return
@@ -152,7 +138,7 @@ func (d *demo) check(ok bool, what string, whyNot string) {
 
 // fail keeps a step that could not be carried out at all; a step cut
 // short by Ctrl-C is no failure of the system.
-func (d *demo) fail(ctx context.Context, what string, err error) {
+func (d *story) fail(ctx context.Context, what string, err error) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -160,7 +146,7 @@ func (d *demo) fail(ctx context.Context, what string, err error) {
 	d.failed = append(d.failed, fmt.Sprintf("%s: %v", what, err))
 }
 
-func (d *demo) intro(took time.Duration) {
+func (d *story) intro(took time.Duration) {
 	f := d.f
 	count := map[string]int{}
 	for _, h := range f.Hosts {
@@ -169,7 +155,7 @@ func (d *demo) intro(took time.Duration) {
 	first, _, _ := strings.Cut(f.Hosts[0].Addr, ":")
 	last, _, _ := strings.Cut(f.Hosts[len(f.Hosts)-1].Addr, ":")
 	d.printf("fleet up in %s: %d agents (%d www, %d chat, %d db, %d memcache) on %s to %s\n",
-		took.Round(100*time.Millisecond), len(f.Hosts), count[fleet.TypeWWW], count[fleet.TypeChat], count[fleet.TypeDB], count[fleet.TypeMemcache], first, last)
+		took.Round(100*time.Millisecond), len(f.Hosts), count[demo.TypeWWW], count[demo.TypeChat], count[demo.TypeDB], count[demo.TypeMemcache], first, last)
 	d.printf("  hosts        %s (each its own deploy root, PHP log and agent log)\n", filepath.Join(f.Dir, "hosts"))
 	d.printf("  coordinator  %s\n", f.URL)
 	d.printf("  pushes       %s/api/v1/pushes\n", f.URL)
@@ -180,8 +166,8 @@ func (d *demo) intro(took time.Duration) {
 
 // run pushes the good revision, then the bad one, checking each outcome
 // through the agents' and the coordinator's APIs and the repository.
-func (d *demo) run(ctx context.Context) {
-	good, err := d.f.Commit(ctx, "checkout: show the order total with tax", fleet.App{})
+func (d *story) run(ctx context.Context) {
+	good, err := d.f.Commit(ctx, "checkout: show the order total with tax", demo.App{})
 	if err != nil {
 		d.fail(ctx, "commit the good revision", err)
 		return
@@ -196,16 +182,16 @@ func (d *demo) run(ctx context.Context) {
 
 	// Push 2 brings three commits; the middle one breaks checkout, and the
 	// one after it still carries its code.
-	if _, err := d.f.Commit(ctx, "search: faster product index", fleet.App{}); err != nil {
+	if _, err := d.f.Commit(ctx, "search: faster product index", demo.App{}); err != nil {
 		d.fail(ctx, "commit", err)
 		return
 	}
-	bad, err := d.f.Commit(ctx, "checkout: call the new pricing service", fleet.App{PHPFatalsPerMinute: 600, CPU: 0.05})
+	bad, err := d.f.Commit(ctx, "checkout: call the new pricing service", demo.App{PHPFatalsPerMinute: 600, CPU: 0.05})
 	if err != nil {
 		d.fail(ctx, "commit the bad revision", err)
 		return
 	}
-	tip, err := d.f.Commit(ctx, "signup: a shorter form", fleet.App{PHPFatalsPerMinute: 600, CPU: 0.05})
+	tip, err := d.f.Commit(ctx, "signup: a shorter form", demo.App{PHPFatalsPerMinute: 600, CPU: 0.05})
 	if err != nil {
 		d.fail(ctx, "commit", err)
 		return
@@ -243,7 +229,7 @@ func (d *demo) run(ctx context.Context) {
 }
 
 // push pushes a release and prints its progress until it ends.
-func (d *demo) push(ctx context.Context, r fleet.Release) (*rollback.Push, bool) {
+func (d *story) push(ctx context.Context, r demo.Release) (*rollback.Push, bool) {
 	pctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
 	p, err := d.f.Push(pctx, r, "demo")
@@ -260,7 +246,7 @@ func (d *demo) push(ctx context.Context, r fleet.Release) (*rollback.Push, bool)
 }
 
 // checkAllOn checks on every agent that it runs r; lead begins the line.
-func (d *demo) checkAllOn(ctx context.Context, r fleet.Release, lead string) {
+func (d *story) checkAllOn(ctx context.Context, r demo.Release, lead string) {
 	cur, err := d.f.Currents(ctx)
 	if err != nil {
 		d.fail(ctx, "read every agent's release", err)
@@ -278,7 +264,7 @@ func (d *demo) checkAllOn(ctx context.Context, r fleet.Release, lead string) {
 }
 
 // checkTouched checks that every host the push touched is back on r.
-func (d *demo) checkTouched(ctx context.Context, p *rollback.Push, r fleet.Release) {
+func (d *story) checkTouched(ctx context.Context, p *rollback.Push, r demo.Release) {
 	var back, off []string
 	for _, name := range p.Touched {
 		h := d.f.Host(name)
@@ -314,7 +300,7 @@ func shortSHA(s string) string {
 	return s
 }
 
-func (d *demo) summary() {
+func (d *story) summary() {
 	if len(d.failed) == 0 {
 		d.printf("\nimmune demo: every step held: the good push went live, the bad one was caught in phase 1, rolled back, its culprit found and reverted, and pushes locked\n")
 		return
@@ -327,7 +313,7 @@ func (d *demo) summary() {
 }
 
 // stayUp says how to look around the fleet that stays up.
-func (d *demo) stayUp() {
+func (d *story) stayUp() {
 	d.printf("\nthe fleet stays up until Ctrl-C. Look around with:\n")
 	env := fmt.Sprintf("IMMUNE_COORDINATOR=%s IMMUNE_TOKEN_FILE=%s", d.f.URL, d.f.OperatorTokenFile)
 	for _, c := range []string{"pushes", "locks", `unlock --reason "pricing service fixed"`} {
