@@ -2,7 +2,8 @@
 // prints the figures side by side; `make bench` runs it. Its tables: CPU per
 // check execution against the C plugins, NRPE throughput against Debian's
 // nrpe daemon, the agent's memory and CPU running 50 checks, and counter
-// increments and reads against a real memcached.
+// increments and reads against a real memcached, and the push judge's false
+// rollbacks, detection and time to rollback on simulated fleets.
 //
 // CPU time, not wall time, is what is compared: it is what a check costs a
 // busy host, and it is steadier than wall time on a shared machine.
@@ -62,7 +63,10 @@ func run(ctx context.Context, runs int, bin, ref string, ours, theirs int, warmu
 	if err := countersTable(ctx, os.Stdout, 3*time.Second); err != nil {
 		return err
 	}
-	return coordinatorTable(ctx, os.Stdout)
+	if err := coordinatorTable(ctx, os.Stdout); err != nil {
+		return err
+	}
+	return judgeTable(ctx, os.Stdout, bin)
 }
 
 // cpuTime is the user+system CPU time used so far by who (RUSAGE_SELF or RUSAGE_CHILDREN).
