@@ -46,7 +46,9 @@ func badRevision(format string, args ...any) error {
 	return &revisionError{kind: ErrBadRevision, msg: fmt.Sprintf(format, args...)}
 }
 
-// Repo is a working copy whose branch Branch tracks the remote named Remote.
+// Repo is a working copy whose branch Branch tracks the remote named
+// Remote. Its methods may be called from several goroutines: they take
+// turns.
 type Repo struct {
 	Dir    string
 	Remote string
@@ -168,10 +170,29 @@ func (r *Repo) Resolve(ctx context.Context, rev string) (string, error) {
 	}
 	sha, ok, err := r.resolve(ctx, rev)
 	if err == nil && !ok {
-		err = &revisionError{kind: ErrUnknownRevision,
-			msg: fmt.Sprintf("revision %s is not in %s (after git fetch from %s)", rev, r.Dir, r.Remote)}
+		msg := fmt.Sprintf("revision %s is not in %s (after git fetch from %s)", rev, r.Dir, r.Remote)
+		if n := r.sharing(ctx, rev); n > 1 {
+			msg = fmt.Sprintf("revision %s is the start of %d ids in %s: give more of it", rev, n, r.Dir)
+		}
+		err = &revisionError{kind: ErrUnknownRevision, msg: msg}
 	}
 	return sha, err
+}
+
+// abbrevRE is an abbreviated object id.
+var abbrevRE = regexp.MustCompile(`^[0-9a-f]{4,39}$`)
+
+// sharing counts the objects whose ids start with rev, when it is an
+// abbreviation: git says no more than that it resolves to no one commit.
+func (r *Repo) sharing(ctx context.Context, rev string) int {
+	if !abbrevRE.MatchString(rev) {
+		return 0
+	}
+	out, err := r.command(ctx, r.Dir, nil, "rev-parse", "--disambiguate="+rev).query()
+	if err != nil {
+		return 0
+	}
+	return len(strings.Fields(out))
 }
 
 // resolve asks the working copy alone; ok is false for an unknown revision.
@@ -182,9 +203,11 @@ func (r *Repo) resolve(ctx context.Context, rev string) (sha string, ok bool, er
 		if strings.TrimSpace(ge.output) == "" {
 			return "", false, nil // rev-parse -q says "unknown" by its status alone
 		}
-		// It names something, a blob or a tree, but not a commit.
+		// It names something, but not one commit: a blob, a tree, an
+		// abbreviation of several.
+		why, _, _ := strings.Cut(strings.TrimSpace(ge.output), "\n")
 		return "", false, &revisionError{kind: ErrUnknownRevision,
-			msg: fmt.Sprintf("revision %s is not a commit in %s: %s", rev, r.Dir, lastLines(ge.output, 1))}
+			msg: fmt.Sprintf("revision %s is not one commit in %s: %s", rev, r.Dir, strings.TrimPrefix(why, "error: "))}
 	}
 	if err != nil {
 		return "", false, fmt.Errorf("resolve %s in %s: %w", rev, r.Dir, err)

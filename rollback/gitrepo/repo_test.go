@@ -2,6 +2,7 @@ package gitrepo
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -189,5 +190,24 @@ func TestBadNames(t *testing.T) {
 		if err := r.Fetch(w.ctx); err == nil {
 			t.Errorf("Fetch with remote %q, branch %q, dir %q: no error", r.Remote, r.Branch, r.Dir)
 		}
+	}
+}
+
+// TestResolveAmbiguous: an abbreviation of several commits' ids says so.
+func TestResolveAmbiguous(t *testing.T) {
+	w := newWorld(t)
+	tree := gitIn(t, w.repo.Dir, "rev-parse", "HEAD^{tree}")
+	// Commits, unpushed, until two ids share their first four digits.
+	seen := map[string]string{}
+	for i := 0; ; i++ {
+		sha := gitIn(t, w.repo.Dir, "-c", "user.name=A", "-c", "user.email=a@example.com", "commit-tree", "-m", fmt.Sprint(i), tree)
+		if other, ok := seen[sha[:4]]; ok {
+			_, err := w.repo.Resolve(w.ctx, sha[:4])
+			if !errors.Is(err, ErrUnknownRevision) || !strings.Contains(err.Error(), "revision "+sha[:4]+" is the start of ") {
+				t.Errorf("Resolve(%s), the start of %s and %s: %v", sha[:4], sha, other, err)
+			}
+			return
+		}
+		seen[sha[:4]] = sha
 	}
 }
