@@ -89,10 +89,7 @@ func (e *Event) summary() string {
 	if !ok {
 		format = string(e.Kind) + " %s"
 	}
-	if strings.Contains(format, "%s") {
-		format = strings.Replace(format, "%s", short(e.Revision), 1)
-	}
-	b.WriteString(format)
+	b.WriteString(strings.Replace(format, "%s", short(e.Revision), 1))
 	if e.Who != "" {
 		b.WriteString(" (" + e.Who + ")")
 	}
