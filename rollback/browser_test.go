@@ -146,7 +146,11 @@ func TestPagesInBrowser(t *testing.T) {
 	if d := eval(`getComputedStyle(document.getElementById("g-loadavg1")).display`); d != "none" {
 		t.Errorf("another gauge's tab is %q, want it closed", d)
 	}
-	has("breaching row", text("#g-php_errors tr.breach"), "www01", "www", "0.2", "41", "+40.8", "rise +10")
+	has("breaching effect", text("#g-php_errors tr.effect.breach"), "www", "release's effect", "41", "rise +10",
+		"of the window", "breach")
+	has("why", text("#g-php_errors tr.whyrow.breach"), "php_errors on www rose", "against the hosts still on the old release")
+	has("first host", text("#g-php_errors tr.host"), "www01", "canary")
+	has("a control host", eval(`[...document.querySelectorAll("#g-php_errors tr.host")].map(r => r.innerText).join("\n")`), "control")
 	screenshot(t, ctx, shots, "push")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`a[href="#g-loadavg1"]`))); err != nil {
 		t.Fatal(err)
@@ -159,8 +163,19 @@ func TestPagesInBrowser(t *testing.T) {
 	has("good push", text("main"), "Metrics of phase 2 of revision good", "Live", "Phase:")
 	screenshot(t, ctx, shots, "push-good")
 
+	// A phase still observed reads as it is judged; the watch of the
+	// held-back hosts under its own banner.
+	observing, watching := seedObserving(t, f, time.Now().UTC().Add(-time.Hour))
+	visit("/pushes/" + observing.ID)
+	has("observing", text("main"), "In progress:", "phase 1 of 2: observing (33% of the window seen)", "Observing",
+		"release's effect", "observing", "canary", "control")
+	screenshot(t, ctx, shots, "push-observing")
+	visit("/pushes/" + watching.ID)
+	has("watching", text("main"), "Live, watching:", "watch (held-back hosts)", "whole type, before/after")
+	screenshot(t, ctx, shots, "push-watching")
+
 	visit("/limits")
-	has("limits", text("main"), "php_errors", "+10", "loadavg1", "5% → 100%")
+	has("limits", text("main"), "php_errors", "+10", "loadavg1", "5% → 100%", "confidence 99%", "1 host of each type")
 	screenshot(t, ctx, shots, "limits")
 
 	visit("/fleet")

@@ -44,15 +44,24 @@ func sparkline(samples Series, pre *float64) (line, base string) {
 	if len(samples) > 1 {
 		step = sparkW / float64(len(samples)-1)
 	}
+	missing := func(i int) bool {
+		return i < 0 || i >= len(samples) || math.IsNaN(samples[i]) || math.IsInf(samples[i], 0)
+	}
 	var b strings.Builder
-	pen := "M"
 	for i, x := range samples {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			pen = "M"
+		if missing(i) {
 			continue
 		}
-		fmt.Fprintf(&b, "%s%s %s ", pen, strconv.FormatFloat(float64(i)*step, 'f', 1, 64), y(x))
-		pen = "L"
+		at := float64(i) * step
+		switch {
+		case missing(i-1) && missing(i+1):
+			// A reading alone between gaps is a tick, not an invisible move.
+			fmt.Fprintf(&b, "M%s %s h6 ", strconv.FormatFloat(min(max(at-3, -1), sparkW-5), 'f', 1, 64), y(x))
+		case missing(i - 1):
+			fmt.Fprintf(&b, "M%s %s ", strconv.FormatFloat(at, 'f', 1, 64), y(x))
+		default:
+			fmt.Fprintf(&b, "L%s %s ", strconv.FormatFloat(at, 'f', 1, 64), y(x))
+		}
 	}
 	if pre != nil {
 		base = fmt.Sprintf("M0 %s L%v %s", y(*pre), sparkW, y(*pre))
@@ -86,4 +95,14 @@ func span(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// round3 rounds x to three significant digits: an interval's ends are not
+// known any better.
+func round3(x float64) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	p := math.Pow(10, 2-math.Floor(math.Log10(math.Abs(x))))
+	return math.Round(x*p) / p
 }

@@ -1,7 +1,8 @@
 // Live updates of a running push, the pages' only script: the page works
 // without it. Every 2 s it reads the push's JSON, rewrites the progress
-// line, and reloads when the page would show something new (a phase
-// judged, the push ended); it stops once the push is done.
+// line, and reloads when the page would show something new (the judge's
+// next look at the phase, the next phase, the push ended); it stops once
+// the push is done.
 (function () {
   "use strict";
   var body = document.body;
