@@ -30,13 +30,24 @@ import (
 // saveInterval is how often changed check state is written to disk.
 const saveInterval = 5 * time.Second
 
+// drainTimeout bounds how long a stopping agent waits for the API requests
+// in flight, a deploy among them, before it exits (systemd's stop timeout
+// is 90 s).
+const drainTimeout = 60 * time.Second
+
 // Agent is a configured agent, ready to Run.
 type Agent struct {
 	cfg   *conf.Agent
 	log   *slog.Logger
 	store *Store
-	jobs  []*job
-	sched *Scheduler
+
+	// mu guards jobs, sched and their runner, which a reload replaces
+	// while NRPE queries may be using the old ones.
+	mu     sync.RWMutex
+	jobs   []*job
+	sched  *Scheduler
+	run    *schedRun
+	runCtx context.Context
 
 	// Listeners are opened in New, so their addresses are known (and taken)
 	// before Run; tests ask for port 0 and read them back.
@@ -157,7 +168,9 @@ func (a *Agent) setupNRPE() error {
 // answerNRPE answers a query from the last result when it is fresh enough,
 // otherwise by running the check.
 func (a *Agent) answerNRPE(ctx context.Context, command string, args []string) (nagios.Result, error) {
-	cfg, ok := a.sched.Config(command)
+	sched, release := a.useScheduler()
+	defer release()
+	cfg, ok := sched.Config(command)
 	if !ok {
 		return nagios.Result{}, &NRPEUndefinedCommandError{Command: command}
 	}
@@ -169,7 +182,7 @@ func (a *Agent) answerNRPE(ctx context.Context, command string, args []string) (
 			return st.Result, nil
 		}
 	}
-	st, err := a.sched.RunNow(ctx, command, args)
+	st, err := sched.RunNow(ctx, command, args)
 	if err != nil {
 		return nagios.Result{}, err
 	}
@@ -243,7 +256,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			fn()
 		}()
 	}
-	goRun(func() { a.sched.Run(ctx) })
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.run = startScheduler(ctx, a.sched)
+	a.mu.Unlock()
+	defer a.stopScheduler()
 	goRun(func() { a.saveLoop(ctx) })
 	goRun(func() { a.passive.Run(ctx) })
 	if a.nrpe != nil {
@@ -257,7 +274,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.http != nil {
 		goRun(func() {
 			<-ctx.Done()
-			shut, done := context.WithTimeout(context.Background(), 5*time.Second)
+			shut, done := context.WithTimeout(context.Background(), drainTimeout)
 			defer done()
 			a.http.Shutdown(shut)
 		})
@@ -272,6 +289,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent running", "host", a.cfg.Host, "host_type", a.cfg.HostType, "checks", len(a.jobs),
 		"nrpe", fmt.Sprint(a.NRPEAddr()), "http", fmt.Sprint(a.HTTPAddr()))
 	wg.Wait()
+	// Checks in flight finish before the state is saved.
+	a.stopScheduler()
 	if err := a.store.Save(); err != nil {
 		return err
 	}
@@ -300,7 +319,10 @@ func (a *Agent) saveLoop(ctx context.Context) {
 
 // close stops what New opened.
 func (a *Agent) close() {
-	closeJobs(a.jobs)
+	a.mu.Lock()
+	jobs := a.jobs
+	a.mu.Unlock()
+	closeJobs(jobs)
 	if err := a.passive.Close(); err != nil {
 		a.log.Error("close passive spool", "err", err)
 	}

@@ -46,6 +46,13 @@ func NewGauges(host, hostType string, cfg []conf.Gauge, store *Store) *Gauges {
 	return &Gauges{host: host, hostType: hostType, checks: cfg, store: store}
 }
 
+// Configure changes the check gauges, for a reloaded config.
+func (g *Gauges) Configure(cfg []conf.Gauge) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.checks = cfg
+}
+
 // sampleInterval is how often the system counters are read.
 const sampleInterval = 5 * time.Second
 
@@ -94,7 +101,10 @@ func (g *Gauges) sample(ctx context.Context) {
 // Snapshot returns every gauge now.
 func (g *Gauges) Snapshot(ctx context.Context) agentapi.Snapshot {
 	now := time.Now()
-	snap := agentapi.Snapshot{Host: g.host, HostType: g.hostType, TakenAt: now, Gauges: map[string]agentapi.Gauge{}, Missing: map[string]string{}}
+	g.mu.Lock()
+	hostType, checks := g.hostType, g.checks
+	g.mu.Unlock()
+	snap := agentapi.Snapshot{Host: g.host, HostType: hostType, TakenAt: now, Gauges: map[string]agentapi.Gauge{}, Missing: map[string]string{}}
 	if avg, err := load.AvgWithContext(ctx); err == nil {
 		snap.Gauges["loadavg1"] = agentapi.Gauge{Value: avg.Load1, At: now, Source: "system"}
 		snap.Gauges["loadavg5"] = agentapi.Gauge{Value: avg.Load5, At: now, Source: "system"}
@@ -110,7 +120,7 @@ func (g *Gauges) Snapshot(ctx context.Context) agentapi.Snapshot {
 		snap.Missing["tcp_errors"] = "not sampled yet"
 	}
 	g.mu.Unlock()
-	for _, cg := range g.checks {
+	for _, cg := range checks {
 		v, at, why := g.checkGauge(cg)
 		if why != "" {
 			snap.Missing[cg.Name] = why

@@ -44,7 +44,7 @@ type ArtifactStore func(path string) (sha256 string, err error)
 // wantsBisect reports whether a push rolled back for a breach should
 // look for its culprit.
 func (c *Coordinator) wantsBisect(p *Push) bool {
-	return c.Fleet.Bisect.Enabled && c.Repo != nil && c.Artifacts != nil && len(p.Range) > 1 &&
+	return c.fleet().Bisect.Enabled && c.Repo != nil && c.Artifacts != nil && len(p.Range) > 1 &&
 		p.Aborted == "" && !strings.Contains(p.Reason, "deploy failed") && !strings.Contains(p.Reason, "FAILED")
 }
 
@@ -57,7 +57,7 @@ func (c *Coordinator) bisect(ctx context.Context, p *Push, h *History) error {
 		b = &BisectRecord{Good: -1, Bad: len(p.Range) - 1, Began: time.Now().UTC()}
 		p.Bisect = b
 	}
-	cfg := c.Fleet.Bisect
+	cfg := c.fleet().Bisect
 	oldest := func(i int) gitrepo.Commit { return p.Range[len(p.Range)-1-i] }
 	for b.Bad-b.Good > 1 && b.Doubt == "" {
 		if len(b.Steps) >= cfg.MaxSteps || time.Since(b.Began) > cfg.Timeout.D() {
@@ -105,7 +105,7 @@ func (c *Coordinator) trial(ctx context.Context, p *Push, h *History, revision s
 	t := &Push{ID: p.ID + "-bisect", Revision: revision, SHA256: sum, Previous: p.Previous,
 		Phases: []PushPhase{{Percent: p.Phases[0].Percent, Hosts: p.Phases[0].Hosts}}}
 	// The hosts rest, then the window before the short push is sampled.
-	if err := c.sampleFor(ctx, h, c.Fleet.Bisect.Settle.D()+c.Fleet.Windows.Baseline.D(), nil); err != nil {
+	if err := c.sampleFor(ctx, h, c.fleet().Bisect.Settle.D()+c.fleet().Windows.Baseline.D(), nil); err != nil {
 		return false, "", err
 	}
 	ph := &t.Phases[0]
@@ -142,7 +142,7 @@ func (c *Coordinator) trial(ctx context.Context, p *Push, h *History, revision s
 // putBack switches a trial's hosts back to what they ran before the push.
 func (c *Coordinator) putBack(ctx context.Context, t *Push) {
 	for name := range t.Phases[0].Switched {
-		if _, err := c.Agents.Rollback(ctx, c.host(name), t.Previous[name]); err != nil {
+		if _, err := c.agents().Rollback(ctx, c.host(name), t.Previous[name]); err != nil {
 			c.Log.Error("bisect: could not put a host back", "host", name, "err", err)
 		}
 	}
@@ -156,9 +156,9 @@ func (c *Coordinator) buildArtifact(ctx context.Context, revision string) (strin
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "release.tar.gz")
-	argv := expand(c.Fleet.Bisect.Build, map[string]string{"{revision}": revision, "{out}": out})
+	argv := expand(c.fleet().Bisect.Build, map[string]string{"{revision}": revision, "{out}": out})
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = c.Fleet.Revert.Repo
+	cmd.Dir = c.fleet().Revert.Repo
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build %s: %w: %s", revision, err, strings.TrimSpace(string(msg)))
 	}

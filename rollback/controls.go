@@ -70,7 +70,7 @@ func (c *Coordinator) Command(id string, o Order) error {
 	if p.State.Done() {
 		return fmt.Errorf("%w: push %s has ended (%s)", ErrNoPush, id, p.Outcome())
 	}
-	if o.Kind == OrderForgetHost && !slices.ContainsFunc(c.Fleet.Hosts, func(h conf.Host) bool { return h.Name == o.Host }) {
+	if o.Kind == OrderForgetHost && !slices.ContainsFunc(c.fleet().Hosts, func(h conf.Host) bool { return h.Name == o.Host }) {
 		return fmt.Errorf("no host %q in the fleet", o.Host)
 	}
 	c.orders.mu.Lock()

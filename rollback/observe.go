@@ -55,7 +55,7 @@ func (c *Coordinator) Snapshot(ctx context.Context) (map[string][]Sample, error)
 	out := map[string][]Sample{}
 	h := NewHistory(time.Hour)
 	c.sampleOnce(ctx, h)
-	for _, host := range c.Fleet.Hosts {
+	for _, host := range c.fleet().Hosts {
 		out[host.Name] = h.Window(host.Name, time.Time{}, time.Now().Add(time.Hour))
 	}
 	return out, ctx.Err()
@@ -64,12 +64,12 @@ func (c *Coordinator) Snapshot(ctx context.Context) (map[string][]Sample, error)
 // sampleOnce reads every host's gauges into h; a host that does not answer
 // gives a sample with no gauges (all missing).
 func (c *Coordinator) sampleOnce(ctx context.Context, h *History) {
-	interval := c.Fleet.Windows.SampleInterval.D()
-	failed := forEach(ctx, c.Fleet.Hosts, c.parallel(), func(ctx context.Context, host conf.Host) error {
+	interval := c.fleet().Windows.SampleInterval.D()
+	failed := forEach(ctx, c.fleet().Hosts, c.parallel(), func(ctx context.Context, host conf.Host) error {
 		rctx, cancel := context.WithTimeout(ctx, interval)
 		defer cancel()
 		start := time.Now()
-		s, err := c.Agents.Snapshot(rctx, host)
+		s, err := c.agents().Snapshot(rctx, host)
 		c.Metrics.observeCall("snapshot", start, err)
 		if err != nil {
 			s = Sample{At: time.Now(), Gauges: map[string]float64{}}
@@ -83,7 +83,7 @@ func (c *Coordinator) sampleOnce(ctx context.Context, h *History) {
 // sampleFor samples every host each sample interval for d, calling look
 // after each round; look returning true stops it.
 func (c *Coordinator) sampleFor(ctx context.Context, h *History, d time.Duration, look func() (bool, error)) error {
-	interval := c.Fleet.Windows.SampleInterval.D()
+	interval := c.fleet().Windows.SampleInterval.D()
 	end := time.Now().Add(d)
 	for {
 		began := time.Now()
@@ -117,11 +117,11 @@ func historyKeep(f *conf.Fleet) time.Duration {
 
 // baseline samples every host for the baseline window.
 func (c *Coordinator) baseline(ctx context.Context, p *Push, h *History) error {
-	if err := c.sampleFor(ctx, h, c.Fleet.Windows.Baseline.D(), nil); err != nil {
+	if err := c.sampleFor(ctx, h, c.fleet().Windows.Baseline.D(), nil); err != nil {
 		return err
 	}
 	p.Phase = 0
-	return c.step(p, StateDeploying, "baseline taken on %d hosts; deploying phase 1", len(c.Fleet.Hosts))
+	return c.step(p, StateDeploying, "baseline taken on %d hosts; deploying phase 1", len(c.fleet().Hosts))
 }
 
 // anchor summarizes every host's gauges over the baseline window before
@@ -133,16 +133,16 @@ func (c *Coordinator) anchor(ctx context.Context, p *Push, h *History) error {
 		return nil
 	}
 	now := time.Now()
-	from := now.Add(-c.Fleet.Windows.Baseline.D())
+	from := now.Add(-c.fleet().Windows.Baseline.D())
 	seen := 0
-	for _, host := range c.Fleet.Hosts {
+	for _, host := range c.fleet().Hosts {
 		if len(h.Window(host.Name, from, now)) > 0 {
 			seen++
 		}
 	}
 	if seen == 0 {
 		c.event(p, "phase %d: no recent readings (the coordinator restarted); sampling a baseline first", p.Phase+1)
-		if err := c.sampleFor(ctx, h, c.Fleet.Windows.Baseline.D(), nil); err != nil {
+		if err := c.sampleFor(ctx, h, c.fleet().Windows.Baseline.D(), nil); err != nil {
 			return err
 		}
 		now = time.Now()
@@ -154,14 +154,14 @@ func (c *Coordinator) anchor(ctx context.Context, p *Push, h *History) error {
 // anchorAt summarizes every host's readings in the baseline window before
 // now as the phase's Pre.
 func (c *Coordinator) anchorAt(p *Push, h *History, now time.Time) {
-	from := now.Add(-c.Fleet.Windows.Baseline.D())
+	from := now.Add(-c.fleet().Windows.Baseline.D())
 	ph := &p.Phases[p.Phase]
 	ph.Pre = map[string]map[string]Summary{}
-	for _, host := range c.Fleet.Hosts {
+	for _, host := range c.fleet().Hosts {
 		ss := h.Window(host.Name, from, now.Add(time.Nanosecond))
 		sums := map[string]Summary{}
 		for g := range gaugeNames(ss) {
-			sums[g] = Summarize(ss, g, c.Fleet.Judge.Traffic)
+			sums[g] = Summarize(ss, g, c.fleet().Judge.Traffic)
 		}
 		ph.Pre[host.Name] = sums
 	}
@@ -180,15 +180,15 @@ func gaugeNames(ss []Sample) map[string]bool {
 // window is how long a phase is observed.
 func (c *Coordinator) window(ph PushPhase) time.Duration {
 	if ph.Holdback {
-		return c.Fleet.Windows.Watch.D()
+		return c.fleet().Windows.Watch.D()
 	}
-	return c.Fleet.Windows.Observe.D()
+	return c.fleet().Windows.Observe.D()
 }
 
 // plannedLooks is how many looks the judge may take over the whole push,
 // which its error is spent over.
 func (c *Coordinator) plannedLooks(p *Push) int {
-	w := c.Fleet.Windows
+	w := c.fleet().Windows
 	var total time.Duration
 	for _, ph := range p.Phases {
 		total += c.window(ph)
@@ -203,9 +203,9 @@ func (c *Coordinator) plannedLooks(p *Push) int {
 // or fall that can roll back, on each host type, for each phase's effect
 // and each phase judged at scale.
 func (c *Coordinator) family(p *Push) int {
-	types := indexTypes(c.Fleet)
+	types := indexTypes(c.fleet())
 	pairs := 0
-	for _, l := range c.Fleet.Limits {
+	for _, l := range c.fleet().Limits {
 		if l.DryRun || l.Rise == nil && l.Fall == nil {
 			continue
 		}
@@ -234,7 +234,7 @@ func (c *Coordinator) atScale(p *Push, i int) bool {
 	if i == 0 {
 		return false
 	}
-	return p.Phases[i].Holdback || 2*len(p.Phases[i].Hosts) >= len(c.Fleet.Hosts)
+	return p.Phases[i].Holdback || 2*len(p.Phases[i].Hosts) >= len(c.fleet().Hosts)
 }
 
 // cohorts are the phases deployed so far, for the judge.
@@ -302,7 +302,7 @@ func (c *Coordinator) look(p *Push, h *History, now time.Time) (Verdict, bool) {
 func (c *Coordinator) lookAt(p *Push, h *History, now time.Time, quick bool) (Verdict, bool) {
 	ph := &p.Phases[p.Phase]
 	deadline := ph.Started.Add(c.window(*ph))
-	giveUp := deadline.Add(c.Fleet.Windows.MaxWait.D())
+	giveUp := deadline.Add(c.fleet().Windows.MaxWait.D())
 	if ph.Holdback {
 		giveUp = deadline
 	}
@@ -313,7 +313,7 @@ func (c *Coordinator) lookAt(p *Push, h *History, now time.Time, quick bool) (Ve
 	closing := final && !ph.Closed
 	ph.Closed = ph.Closed || final
 	began := time.Now()
-	v := Judge(JudgeInput{Label: label(p), Fleet: c.Fleet, Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
+	v := Judge(JudgeInput{Label: label(p), Fleet: c.fleet(), Now: now, Look: p.Looks, Looks: c.plannedLooks(p),
 		Family: c.family(p), Cohorts: cohorts, OnRelease: onRelease, History: h, Final: final, Closing: closing, Quick: quick})
 	c.Metrics.observeVerdict(time.Since(began))
 	if p.Aborted != "" {
@@ -328,7 +328,7 @@ func (c *Coordinator) lookAt(p *Push, h *History, now time.Time, quick bool) (Ve
 	case v.Outcome == Pass:
 		return v, true
 	case v.Outcome == Wait && !now.Before(giveUp):
-		if c.Fleet.Judge.Inconclusive != conf.InconclusiveHold || ph.Holdback || waitingForReading(v) != "" {
+		if c.fleet().Judge.Inconclusive != conf.InconclusiveHold || ph.Holdback || waitingForReading(v) != "" {
 			return v, true
 		}
 		p.Held = "the judge (judge.inconclusive: hold)"
@@ -348,7 +348,7 @@ func (c *Coordinator) conclude(p *Push, v Verdict) (State, string) {
 		return StateRollingBack, fmt.Sprintf("%s; rolling back %d hosts", p.Reason, len(p.Touched))
 	case Wait:
 		if why := waitingForReading(v); why != "" {
-			p.Reason = label(p) + ": " + why + fmt.Sprintf(" (no reading after waiting %s)", c.Fleet.Windows.MaxWait)
+			p.Reason = label(p) + ": " + why + fmt.Sprintf(" (no reading after waiting %s)", c.fleet().Windows.MaxWait)
 			return StateRollingBack, fmt.Sprintf("%s; rolling back %d hosts", p.Reason, len(p.Touched))
 		}
 		if p.Promoted != "" {

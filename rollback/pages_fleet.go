@@ -66,7 +66,7 @@ func (s *Server) fleetView(r *http.Request) (string, any, error) {
 		return "", nil, &pageError{http.StatusBadRequest, fmt.Sprintf("state %q: want ok, warning, critical, unknown, no answer or problems", q.Get("state"))}
 	}
 	var hosts []conf.Host
-	for _, h := range s.C.Fleet.Hosts {
+	for _, h := range s.C.fleet().Hosts {
 		if (v.Type == "" || h.HostType == v.Type) && (v.Host == "" || h.Name == v.Host) {
 			hosts = append(hosts, h)
 		}
@@ -101,11 +101,11 @@ func (s *Server) fleetView(r *http.Request) (string, any, error) {
 		v.States = append(v.States, FilterLink{Name: st, Count: counts[st], Link: link(st, v.Type), Active: v.State == st})
 	}
 	typeCount := map[string]int{}
-	for _, h := range s.C.Fleet.Hosts {
+	for _, h := range s.C.fleet().Hosts {
 		typeCount[h.HostType]++
 	}
-	v.Types = append(v.Types, FilterLink{Name: "all", Count: len(s.C.Fleet.Hosts), Link: link(v.State, ""), Active: v.Type == ""})
-	for _, t := range hostTypes(s.C.Fleet) {
+	v.Types = append(v.Types, FilterLink{Name: "all", Count: len(s.C.fleet().Hosts), Link: link(v.State, ""), Active: v.Type == ""})
+	for _, t := range hostTypes(s.C.fleet()) {
 		v.Types = append(v.Types, FilterLink{Name: t, Count: typeCount[t], Link: link(v.State, t), Active: v.Type == t})
 	}
 	title := "Fleet"
@@ -125,7 +125,7 @@ func (s *Server) fleetRows(ctx context.Context, hosts []conf.Host) []FleetRow {
 	var mu sync.Mutex
 	var rows []FleetRow
 	errs := forEach(ctx, hosts, fleetParallel, func(ctx context.Context, h conf.Host) error {
-		hc, err := s.C.Agents.Checks(ctx, h)
+		hc, err := s.C.agents().Checks(ctx, h)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ type LimitsView struct {
 }
 
 func (s *Server) limitsView(*http.Request) (string, any, error) {
-	f := s.C.Fleet
+	f := s.C.fleet()
 	v := LimitsView{
 		Baseline: f.Windows.Baseline.String(), Observe: f.Windows.Observe.String(),
 		SampleInterval: f.Windows.SampleInterval.String(), MaxWait: f.Windows.MaxWait.String(),

@@ -75,7 +75,7 @@ func (s *Server) pushView(r *http.Request) (string, any, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("read push %s: %w", id, err)
 	}
-	v := PushView{Push: p, Running: !p.State.Done(), HostsDone: p.HostsDone(), HostsTotal: len(s.C.Fleet.Hosts)}
+	v := PushView{Push: p, Running: !p.State.Done(), HostsDone: p.HostsDone(), HostsTotal: len(s.C.fleet().Hosts)}
 	for i, ph := range p.Phases {
 		if ph.Verdict != nil {
 			v.Judged = append(v.Judged, i+1)

@@ -61,11 +61,11 @@ func (c *Coordinator) liveRevision(ctx context.Context) (string, error) {
 			return p.Revision, nil
 		}
 	}
-	if c.Agents == nil {
+	if c.agents() == nil {
 		return "", nil
 	}
-	for _, h := range c.Fleet.Hosts {
-		if r, err := c.Agents.Release(ctx, h); err == nil && r.Current != "" {
+	for _, h := range c.fleet().Hosts {
+		if r, err := c.agents().Release(ctx, h); err == nil && r.Current != "" {
 			if sha, err := c.Repo.Resolve(ctx, r.Current); err == nil {
 				return sha, nil
 			}

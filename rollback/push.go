@@ -194,6 +194,12 @@ type Coordinator struct {
 
 	wg     sync.WaitGroup
 	orders orders
+
+	// cfgMu guards Fleet and Agents, which a reload replaces once no push
+	// is being driven (driving counts them), keeping it pending till then.
+	cfgMu   sync.RWMutex
+	driving int
+	pending *pendingConfig
 }
 
 func (c *Coordinator) parallel() int {
@@ -232,7 +238,7 @@ func (c *Coordinator) StartWith(ctx context.Context, revision, sha256, who, forc
 		Previous: map[string]string{}, Base: base, Range: commits, Forced: force,
 	}
 	p.ID = strings.ReplaceAll(p.ID, ".", "-")
-	p.Phases = planPhases(c.Fleet)
+	p.Phases = planPhases(c.fleet())
 	err = c.Store.UpdateLocks(func(l *Locks) error {
 		if l.Commit != nil {
 			return fmt.Errorf("%w: pushes are blocked since %s after push %s of %s: %s (immune unlock --reason \"...\" clears it)",
@@ -339,12 +345,14 @@ func (c *Coordinator) drive(p *Push) {
 		ctx = context.Background()
 	}
 	c.wg.Add(1)
+	c.driveStarted()
 	go func() {
 		defer c.wg.Done()
+		defer c.driveEnded()
 		// A failed step (the store unreachable, a full disk) is retried
 		// from the state last recorded: a push, and above all a rollback,
 		// must not stop half done while the coordinator runs.
-		h := NewHistory(historyKeep(c.Fleet))
+		h := NewHistory(historyKeep(c.fleet()))
 		for attempt := 1; ; attempt++ {
 			err := c.run(ctx, p, h)
 			if err == nil || ctx.Err() != nil {
@@ -361,7 +369,7 @@ func (c *Coordinator) drive(p *Push) {
 }
 
 func (c *Coordinator) host(name string) conf.Host {
-	for _, h := range c.Fleet.Hosts {
+	for _, h := range c.fleet().Hosts {
 		if h.Name == name {
 			return h
 		}
@@ -471,7 +479,7 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 		if known {
 			return nil
 		}
-		r, err := c.Agents.Release(ctx, h)
+		r, err := c.agents().Release(ctx, h)
 		if err != nil {
 			return fmt.Errorf("read its release before deploying: %w", err)
 		}
@@ -553,9 +561,9 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 			}
 			return c.releasePushLock(p.ID)
 		}
-		return c.step(p, StateWatching, "live on all %d hosts; watching for %s", p.HostsDone(), c.Fleet.Windows.Watch)
+		return c.step(p, StateWatching, "live on all %d hosts; watching for %s", p.HostsDone(), c.fleet().Windows.Watch)
 	}
-	return c.step(p, StateObserving, "phase %d: live on %d hosts; observing for %s", p.Phase+1, p.HostsDone(), c.Fleet.Windows.Observe)
+	return c.step(p, StateObserving, "phase %d: live on %d hosts; observing for %s", p.Phase+1, p.HostsDone(), c.fleet().Windows.Observe)
 }
 
 // deployPatience is how long a host that answers "not now" (409: another
@@ -571,7 +579,7 @@ func (c *Coordinator) deployHost(ctx context.Context, h conf.Host, revision, url
 	deadline := time.Now().Add(deployPatience)
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		_, err := c.Agents.Deploy(ctx, h, revision, url, sum)
+		_, err := c.agents().Deploy(ctx, h, revision, url, sum)
 		c.Metrics.observeCall("deploy", start, err)
 		var se *StatusError
 		if err == nil || !errors.As(err, &se) || se.Code/100 != 4 || se.Refused() || time.Now().After(deadline) {
@@ -648,7 +656,7 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 		if len(todo) == 0 {
 			break
 		}
-		if limit := c.Fleet.Rollback.Timeout.D(); attempt > 1 && time.Since(began) > limit {
+		if limit := c.fleet().Rollback.Timeout.D(); attempt > 1 && time.Since(began) > limit {
 			// A host that answers 5xx or nothing for this long will not be
 			// put back by asking: the revert and the lock must not wait.
 			for _, h := range todo {
@@ -660,7 +668,7 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 		}
 		errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
 			start := time.Now()
-			_, err := c.Agents.Rollback(ctx, h, p.Previous[h.Name])
+			_, err := c.agents().Rollback(ctx, h, p.Previous[h.Name])
 			c.Metrics.observeCall("rollback", start, err)
 			return err
 		})
@@ -694,7 +702,7 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 		// a host down for an hour must not grow the push by thousands.
 		if retry != lastLeft {
 			lastLeft = retry
-			c.event(p, "rollback attempt %d: %d hosts not rolled back yet; retrying until %s", attempt, retry, c.Fleet.Rollback.Timeout)
+			c.event(p, "rollback attempt %d: %d hosts not rolled back yet; retrying until %s", attempt, retry, c.fleet().Rollback.Timeout)
 		}
 		if err := c.Store.SavePush(p); err != nil {
 			return err

@@ -79,7 +79,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), http.MaxBytesReader(w, r.Body, s.C.Fleet.MaxArtifactBytes))
+	n, err := io.Copy(io.MultiWriter(tmp, h), http.MaxBytesReader(w, r.Body, s.C.fleet().MaxArtifactBytes))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -8,12 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
+	"strings"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/logging"
+	"github.com/immune-ops/immune/cmd/internal/signals"
 
 	"github.com/immune-ops/immune/agent"
 	"github.com/immune-ops/immune/checks"
@@ -21,22 +21,28 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signals.Daemon()
 	code := runAgent(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
+// loader reads agent configs, checking built-in checks' names and flags.
+var loader = conf.AgentLoader{Builtin: checks.ArgParser}
+
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "init" {
+		return runInit(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("immune agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "", "agent config `file` (see conf/agent.yaml)")
+	config := fs.String("config", "", "agent config `file` (see conf/agent.yaml); SIGHUP reloads it")
 	checkOnly := fs.String("check-config", "", "validate the config `file` and exit: 0 when valid")
-	verbose := fs.Bool("v", false, "log debug messages")
+	var logFlags logging.Flags
+	logFlags.Register(fs)
 	if code, done := cli.Parse(fs, args, "immune-agent", stdout); done {
 		return code
 	}
-	loader := conf.AgentLoader{Builtin: checks.ArgParser}
 	if *checkOnly != "" {
 		if _, err := loader.Load(*checkOnly); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -46,7 +52,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	if *config == "" {
-		fmt.Fprintln(stderr, "immune agent: --config FILE is required")
+		fmt.Fprintln(stderr, "immune agent: --config FILE is required (immune agent init DIR writes one)")
 		fs.Usage()
 		return 2
 	}
@@ -55,19 +61,43 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	a, err := agent.New(cfg, log)
+	log, err := logFlags.New(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "immune agent: %v\n", err)
-		return 1
+		return 2
 	}
-	if err := a.Run(ctx); err != nil {
+	defer log.Close()
+	a, err := agent.New(cfg, log.Logger)
+	if err != nil {
+		log.Error("cannot start", "err", err)
 		fmt.Fprintf(stderr, "immune agent: %v\n", err)
 		return 1
 	}
+	signals.Handle(ctx, func() { reload(a, *config, log) }, log.Reopen)
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped", "err", err)
+		fmt.Fprintf(stderr, "immune agent: %v\n", err)
+		return 1
+	}
+	log.Info("stopped")
 	return 0
+}
+
+// reload reads the config again at SIGHUP: a config with any mistake is
+// refused whole, and the agent goes on with the one it has.
+func reload(a *agent.Agent, path string, log *logging.Logger) {
+	cfg, err := loader.Load(path)
+	if err != nil {
+		log.Error("SIGHUP: config refused; going on with the one in force", "config", path, "errors", strings.Split(err.Error(), "\n"))
+		return
+	}
+	restart, err := a.Reload(cfg)
+	if err != nil {
+		log.Error("SIGHUP: config refused; going on with the one in force", "config", path, "err", err)
+		return
+	}
+	log.Info("SIGHUP: config reloaded", "config", path, "checks", len(cfg.Checks))
+	if len(restart) > 0 {
+		log.Warn("SIGHUP: these settings changed but only take effect at a restart", "settings", strings.Join(restart, ","))
+	}
 }

@@ -13,13 +13,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/logging"
+	"github.com/immune-ops/immune/cmd/internal/signals"
 	"github.com/immune-ops/immune/netlimit"
 
 	"github.com/immune-ops/immune/conf"
@@ -31,7 +31,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signals.Daemon()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -42,11 +42,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if client, ok := clientCommands[args[0]]; ok {
 			return client(ctx, args[1:], stdout, stderr)
 		}
+		if args[0] == "init" {
+			return runInit(args[1:], stdout, stderr)
+		}
 	}
 	fs := flag.NewFlagSet("immune coordinator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "", "fleet config `file` (see conf/fleet.yaml)")
+	config := fs.String("config", "", "fleet config `file` (see conf/fleet.yaml); SIGHUP reloads it")
 	checkOnly := fs.String("check-config", "", "validate the fleet config `file` and exit: 0 when valid")
+	var logFlags logging.Flags
+	logFlags.Register(fs)
 	if code, done := cli.Parse(fs, args, "immune-coordinator", stdout); done {
 		return code
 	}
@@ -59,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if *config == "" {
-		fmt.Fprintln(stderr, "immune coordinator: --config FILE is required")
+		fmt.Fprintln(stderr, "immune coordinator: --config FILE is required (immune coordinator init DIR writes one)")
 		return 2
 	}
 	fleet, err := conf.LoadFleet(*config)
@@ -67,17 +72,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := serve(ctx, fleet, log); err != nil {
+	log, err := logFlags.New(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "immune coordinator: %v\n", err)
+		return 2
+	}
+	defer log.Close()
+	if err := serve(ctx, *config, fleet, log); err != nil {
+		log.Error("stopped", "err", err)
 		fmt.Fprintf(stderr, "immune coordinator: %v\n", err)
 		return 1
 	}
+	log.Info("stopped")
 	return 0
 }
 
 // serve runs the coordinator until ctx ends: it resumes a push that was in
 // progress, then serves its API.
-func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
+func serve(ctx context.Context, path string, fleet *conf.Fleet, logger *logging.Logger) error {
+	log := logger.Logger
 	// One coordinator a data dir: two would drive the same push and run
 	// its revert twice.
 	if err := os.MkdirAll(fleet.DataDir, 0o700); err != nil {
@@ -152,11 +165,12 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 	ln = netlimit.Default.Apply(hs, ln)
 	go func() {
 		<-ctx.Done()
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		shut, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		defer cancel()
 		hs.Shutdown(shut)
 	}()
 	warnAgentTLS(fleet, log)
+	signals.Handle(ctx, func() { reload(c, path, log) }, logger.Reopen)
 	log.Info("coordinator running", "listen", base, "hosts", len(fleet.Hosts))
 	err = hs.Serve(ln)
 	c.Wait()
@@ -164,6 +178,44 @@ func serve(ctx context.Context, fleet *conf.Fleet, log *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// drainTimeout bounds how long a stopping coordinator waits for requests
+// in flight (an artifact upload among them); a push being driven stops at
+// its next step and resumes at the next start.
+const drainTimeout = 30 * time.Second
+
+// startupSettings are the fleet settings bound to what the coordinator
+// opened at start: a reload keeps their old values until a restart.
+var startupSettings = []string{"listen", "advertise_url", "data_dir", "mysql", "max_artifact_bytes",
+	"operator_token_file", "deploy_token_file", "revert", "bisect", "notify", "contacts", "contact_groups"}
+
+// reload reads the fleet config again at SIGHUP: hosts, phases, windows,
+// the judge and the limits change for the next push (a push being driven
+// keeps its own); a config with any mistake is refused whole.
+func reload(c *rollback.Coordinator, path string, log *slog.Logger) {
+	refuse := func(err error) {
+		log.Error("SIGHUP: config refused; going on with the one in force", "config", path, "errors", strings.Split(err.Error(), "\n"))
+	}
+	next, err := conf.LoadFleet(path)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	restart := conf.KeepSettings(next, c.Config(), startupSettings...)
+	agents, err := rollback.NewAgentClient(next)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	if c.Reload(next, agents) {
+		log.Info("SIGHUP: config accepted; in force when the running push ends", "config", path, "hosts", len(next.Hosts), "limits", len(next.Limits))
+	} else {
+		log.Info("SIGHUP: config reloaded", "config", path, "hosts", len(next.Hosts), "limits", len(next.Limits))
+	}
+	if len(restart) > 0 {
+		log.Warn("SIGHUP: these settings changed but only take effect at a restart", "settings", strings.Join(restart, ","))
+	}
 }
 
 // lead waits to hold the shared store's leader lock, then drives pushes
