@@ -130,4 +130,3 @@ func abs(p string) string {
 	}
 	return p
 }
-
