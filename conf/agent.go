@@ -2,7 +2,6 @@ package conf
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -226,6 +225,7 @@ func (a *Agent) validate(c *checker, builtin BuiltinLookup) {
 	if a.DataDir == "" {
 		a.DataDir = defaultStateDir(c, "data_dir", "immune")
 	}
+	c.directoryOK("data_dir", a.DataDir)
 	if a.MaxConcurrent == 0 {
 		a.MaxConcurrent = DefaultMaxConcurrent
 	} else if a.MaxConcurrent < 0 {
@@ -294,6 +294,8 @@ func (ch *Check) validate(c *checker, path string, builtin BuiltinLookup) {
 	for _, p := range []struct{ field, file string }{{"plugin", ch.Plugin}, {"go_plugin", ch.GoPlugin}} {
 		if p.file != "" && !filepath.IsAbs(p.file) {
 			c.errorf(path+"."+p.field, "%q: give an absolute path", p.file)
+		} else {
+			c.executable(path+"."+p.field, p.file)
 		}
 	}
 	if ch.Interval == 0 {
@@ -370,9 +372,7 @@ func (n *NRPE) validate(c *checker, checks []Check) {
 	if n.Listen == "" {
 		return
 	}
-	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
-		c.errorf("nrpe.listen", "%q is not host:port: %v", n.Listen, err)
-	}
+	c.address("nrpe.listen", n.Listen, "the NRPE listener", true)
 	for i, h := range n.AllowedHosts {
 		if _, err := ParsePrefix(h); err != nil {
 			c.errorf(fmt.Sprintf("nrpe.allowed_hosts.%d", i), "%v", err)
@@ -381,6 +381,8 @@ func (n *NRPE) validate(c *checker, checks []Check) {
 	if (n.CertFile == "") != (n.KeyFile == "") {
 		c.errorf("nrpe", "cert_file and key_file go together")
 	}
+	c.keyPair("nrpe", n.CertFile, n.KeyFile)
+	c.caFile("nrpe.client_ca_file", n.ClientCAFile)
 	if n.Plaintext && (n.CertFile != "" || n.ClientCAFile != "") {
 		c.errorf("nrpe.plaintext", "plaintext with certificates set: choose one")
 	}
@@ -418,12 +420,13 @@ func (h *HTTP) validate(c *checker) {
 	if h.Listen == "" {
 		return
 	}
-	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
-		c.errorf("http.listen", "%q is not host:port: %v", h.Listen, err)
-	}
+	c.address("http.listen", h.Listen, "the HTTP API", true)
 	if (h.CertFile == "") != (h.KeyFile == "") {
 		c.errorf("http", "cert_file and key_file go together")
 	}
+	c.keyPair("http", h.CertFile, h.KeyFile)
+	c.caFile("http.client_ca_file", h.ClientCAFile)
+	c.token("http.token_file", h.TokenFile)
 	if h.ClientCAFile != "" && h.CertFile == "" {
 		c.errorf("http.client_ca_file", "client certificates need TLS: set cert_file and key_file")
 	}
@@ -444,6 +447,8 @@ func (p *Passive) validate(c *checker) {
 		if p.Icinga.User == "" {
 			c.errorf("passive.icinga.user", "required")
 		}
+		c.token("passive.icinga.password_file", p.Icinga.PasswordFile)
+		c.caFile("passive.icinga.ca_file", p.Icinga.CAFile)
 	}
 }
 
@@ -484,6 +489,7 @@ func (d *Deploy) validate(c *checker) {
 	if d.TokenFile == "" {
 		c.errorf("deploy.token_file", "required: the file holding the coordinator's deploy token")
 	}
+	c.token("deploy.token_file", d.TokenFile)
 	if d.MaxArtifactBytes == 0 {
 		d.MaxArtifactBytes = DefaultMaxArtifactBytes
 	} else if d.MaxArtifactBytes < 0 {

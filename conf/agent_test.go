@@ -135,3 +135,41 @@ func TestParsePrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestClosestKey(t *testing.T) {
+	known := []string{"allowed_hosts", "listen", "max_connections", "timeout"}
+	for _, tc := range []struct{ key, want string }{
+		{"listn", "listen"},
+		{"alowed_hosts", "allowed_hosts"},
+		{"allowed-hosts", "allowed_hosts"},
+		{"timeuot", "timeout"},
+		{"colour", ""},
+		{"max_conns", ""},
+	} {
+		if got := closest(tc.key, known); got != tc.want {
+			t.Errorf("closest(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestMisindented(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		line       int
+	}{
+		{"fine", "a:\n  b: 1\n  c:\n    - d: 1\n      e: 2\n    - f\ng: 1\n", 0},
+		{"list at key's column", "a:\n- b: 1\n  c: 2\nd: 3\n", 0},
+		{"block scalar", "a: |\n  free\n     text\nb: 1\n", 0},
+		{"dedent to nothing", "a:\n  b: 1\n c: 2\n", 3},
+		{"item key off", "a:\n  - b: 1\n     c: 2\n", 0},
+		{"item key back", "a:\n  - b: 1\n   c: 2\n", 3},
+	} {
+		line, _, _, ok := misindented([]byte(tc.text))
+		if !ok {
+			line = 0
+		}
+		if line != tc.line {
+			t.Errorf("%s: line %d, want %d", tc.name, line, tc.line)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package conf
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -22,7 +21,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (like 30s, 5m or 1h)", n.Line, n.Value)
+		return valueError(n, "%q is not a duration (like 30s, 5m or 1h)", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -43,7 +42,7 @@ type State nagios.State
 func (s *State) UnmarshalYAML(n *yaml.Node) error {
 	v, err := nagios.ParseState(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return valueError(n, "%v", err)
 	}
 	*s = State(v)
 	return nil

@@ -4,9 +4,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Fleet is the coordinator's configuration (conf/fleet.yaml documents it):
@@ -199,6 +202,17 @@ func LoadFleet(path string) (*Fleet, error) {
 	return &f, nil
 }
 
+// LoadFleetSettings is LoadFleet without the check of the files the config
+// names (tokens, CA): for tools that read the fleet, such as the Nagios
+// config generator, on hosts that do not run the coordinator.
+func LoadFleetSettings(path string) (*Fleet, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseFleet(path, data)
+}
+
 // ParseFleet is LoadFleet for text already read; name is used in errors.
 func ParseFleet(name string, data []byte) (*Fleet, error) {
 	var f Fleet
@@ -213,12 +227,26 @@ var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 func (f *Fleet) validate(c *checker) {
 	if f.Listen == "" {
 		c.errorf("listen", "required: host:port of the coordinator's API")
-	} else if _, _, err := net.SplitHostPort(f.Listen); err != nil {
-		c.errorf("listen", "%q is not host:port", f.Listen)
+	} else {
+		c.address("listen", f.Listen, "the coordinator's API", true)
+	}
+	if f.AdvertiseURL != "" {
+		if u, err := url.Parse(f.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.errorf("advertise_url", "%q is not an http:// or https:// URL", f.AdvertiseURL)
+		}
+	}
+	c.token("operator_token_file", f.OperatorTokenFile)
+	c.token("deploy_token_file", f.DeployTokenFile)
+	c.token("agent_token_file", f.AgentTokenFile)
+	if f.MySQL != "" {
+		if _, err := mysql.ParseDSN(f.MySQL); err != nil {
+			c.errorf("mysql", "not a MySQL DSN (user:password@tcp(host:3306)/db): %v", err)
+		}
 	}
 	if f.DataDir == "" {
 		f.DataDir = defaultStateDir(c, "data_dir", "immune-coordinator")
 	}
+	c.directoryOK("data_dir", f.DataDir)
 	if f.AgentTLS != nil {
 		f.AgentTLS.validate(c, "agent_tls")
 	}
@@ -245,9 +273,8 @@ func (f *Fleet) validate(c *checker) {
 			c.errorf(path+".name", "%q is also the name of hosts[%d]", h.Name, prev)
 		}
 		names[h.Name] = i
-		if _, _, err := net.SplitHostPort(h.Address); err != nil {
-			c.errorf(path+".address", "%q is not host:port of the agent's HTTP API", h.Address)
-		}
+		c.address(path+".address", h.Address, "the agent's HTTP API", false)
+		c.token(path+".token_file", h.TokenFile)
 		if h.HostType == "" {
 			c.errorf(path+".host_type", "required (www, chat, db, memcache, ...)")
 		}
@@ -259,8 +286,8 @@ func (f *Fleet) validate(c *checker) {
 			if host, _, err := net.SplitHostPort(h.Address); err == nil {
 				f.Hosts[i].NRPE = net.JoinHostPort(host, NRPEPort)
 			}
-		} else if _, _, err := net.SplitHostPort(h.NRPE); err != nil {
-			c.errorf(path+".nrpe", "%q is not host:port of the agent's NRPE listener", h.NRPE)
+		} else {
+			c.address(path+".nrpe", h.NRPE, "the agent's NRPE listener", false)
 		}
 		if h.AgentTLS != nil {
 			h.AgentTLS.validate(c, path+".agent_tls")

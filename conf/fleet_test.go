@@ -10,7 +10,13 @@ import (
 )
 
 func TestExampleFleetConfig(t *testing.T) {
-	f, err := LoadFleet("fleet.yaml")
+	// The example names the packages' token files, which this host need
+	// not have: its settings are checked, not the files it names.
+	data, err := os.ReadFile("fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ParseFleet("fleet.yaml", data)
 	if err != nil {
 		t.Fatal(err)
 	}

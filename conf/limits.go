@@ -75,7 +75,7 @@ func (h *HostShare) UnmarshalYAML(n *yaml.Node) error {
 	num, pct := strings.CutSuffix(text, "%")
 	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
 	if err != nil || v < 0 || pct && v >= 100 || !pct && v != float64(int(v)) {
-		return fmt.Errorf("line %d: %q is not a number of hosts (1) or a share under 100%% (5%%)", n.Line, n.Value)
+		return valueError(n, "%q is not a number of hosts (1) or a share under 100%% (5%%)", n.Value)
 	}
 	*h = HostShare{Value: v, Percent: pct, set: true}
 	return nil
@@ -175,7 +175,7 @@ func (c *Change) UnmarshalYAML(n *yaml.Node) error {
 	num, pct := strings.CutSuffix(text, "%")
 	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
 	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a change: want an amount (10) or a percent (50%%), not negative", n.Line, n.Value)
+		return valueError(n, "%q is not a change: want an amount (10) or a percent (50%%), not negative", n.Value)
 	}
 	*c = Change{Value: v, Percent: pct}
 	return nil
@@ -211,7 +211,7 @@ type Percent float64
 func (p *Percent) UnmarshalYAML(n *yaml.Node) error {
 	v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(n.Value), "%"), 64)
 	if err != nil || v <= 0 || v > 100 {
-		return fmt.Errorf("line %d: %q is not a share of hosts from 0%% to 100%%", n.Line, n.Value)
+		return valueError(n, "%q is not a share of hosts from 0%% to 100%%", n.Value)
 	}
 	*p = Percent(v)
 	return nil

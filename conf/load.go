@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -52,6 +53,9 @@ type checker struct {
 	file string
 	root *yaml.Node
 	errs Errors
+	// files has the files a config names checked: that they exist and can
+	// be read, as the daemon will need them at start.
+	files bool
 }
 
 // errorf records a problem with the field at path ("checks.2.interval").
@@ -103,6 +107,40 @@ func pathAtLine(n *yaml.Node, line int, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// yamlKinds is the node kind of each of yaml.v3's tags.
+var yamlKinds = map[string]yaml.Kind{"map": yaml.MappingNode, "seq": yaml.SequenceNode}
+
+// valuePath is the deepest field whose value starts on line and is of
+// kind (any scalar for 0).
+func valuePath(n *yaml.Node, line int, kind yaml.Kind, prefix string) (string, bool) {
+	best, found := "", false
+	consider := func(path string, v *yaml.Node) {
+		if v.Line == line && (v.Kind == kind || (kind == 0 && v.Kind == yaml.ScalarNode)) {
+			best, found = path, true
+		}
+		if p, ok := valuePath(v, line, kind, path); ok {
+			best, found = p, true
+		}
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if p, ok := valuePath(c, line, kind, prefix); ok {
+				return p, true
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			consider(join(prefix, n.Content[i].Value), n.Content[i+1])
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			consider(join(prefix, strconv.Itoa(i)), c)
+		}
+	}
+	return best, found
 }
 
 func join(prefix, part string) string {
@@ -183,61 +221,149 @@ func load(path string, v any, validate func(*checker)) error {
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	return decode(path, data, v, validate)
+	return decodeWith(path, data, v, validate, true)
 }
 
 // decode is load for text already read; name is the file name errors give.
+// Every mistake is reported in one pass: a value that cannot be read does
+// not stop the others from being read and checked.
 func decode(name string, data []byte, v any, validate func(*checker)) error {
+	return decodeWith(name, data, v, validate, false)
+}
+
+// decodeWith is decode, checking the files the config names when files is
+// set: a config read from disk is about to be used on this host.
+func decodeWith(name string, data []byte, v any, validate func(*checker), files bool) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Errors{yamlError(name, err)}
+		return Errors{syntaxError(name, data, err)}
 	}
 	if root.Kind == 0 {
-		return Errors{&FieldError{File: name, Msg: "empty config"}}
+		return Errors{&FieldError{File: name, Msg: "the file is empty: it needs at least the required settings"}}
 	}
+	c := &checker{file: name, root: &root, files: files}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return Errors{decodeError(name, strings.TrimPrefix(err.Error(), "yaml: "), &root)}
+			return Errors{c.decodeError(strings.TrimPrefix(err.Error(), "yaml: "), reflect.TypeOf(v))}
 		}
-		var errs Errors
 		for _, msg := range te.Errors {
-			errs = append(errs, decodeError(name, msg, &root))
+			c.errs = append(c.errs, c.decodeError(msg, reflect.TypeOf(v)))
 		}
-		return errs
 	}
-	c := &checker{file: name, root: &root}
+	unread := map[string]bool{}
+	for _, e := range c.errs {
+		unread[e.(*FieldError).Field] = true
+	}
+	decoded := len(c.errs)
 	validate(c)
-	if len(c.errs) > 0 {
-		sort.SliceStable(c.errs, func(i, j int) bool {
-			return c.errs[i].(*FieldError).Line < c.errs[j].(*FieldError).Line
-		})
-		return c.errs
+	// A value that could not be read is reported once, as that, and not
+	// again as missing or out of range.
+	errs := c.errs[:decoded:decoded]
+	seen := map[string]bool{}
+	for _, e := range c.errs[decoded:] {
+		fe := e.(*FieldError)
+		key := fe.Field + "\x00" + fe.Msg
+		if unread[fe.Field] || seen[key] {
+			continue
+		}
+		seen[key] = true
+		errs = append(errs, e)
 	}
-	return nil
+	// Then the signs of what no other check has complained about.
+	flagged := map[string]bool{}
+	for _, e := range errs {
+		flagged[e.(*FieldError).Field] = true
+	}
+	c.errs = nil
+	checkSigns(c, reflect.ValueOf(v).Elem(), "", flagged)
+	errs = append(errs, c.errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i].(*FieldError), errs[j].(*FieldError)
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return errs
 }
 
-// yamlError turns a yaml.v3 syntax error ("yaml: line 3: ...") into one with the file's name.
-func yamlError(name string, err error) error {
-	return decodeError(name, strings.TrimPrefix(err.Error(), "yaml: "), nil)
+// syntaxError turns a yaml.v3 syntax error ("yaml: line 3: ...") into one
+// in plain words at the line at fault: for a line indented to no section,
+// that line, which YAML reports as the line before.
+func syntaxError(name string, data []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return &FieldError{File: name, Msg: syntaxWords(msg, "")}
+	}
+	line, _ := strconv.Atoi(m[1])
+	lines := strings.Split(string(data), "\n")
+	text := ""
+	if line >= 1 && line <= len(lines) {
+		text = lines[line-1]
+	}
+	if strings.Contains(m[2], "tab character") || strings.Contains(m[2], "cannot start any token") {
+		for i, l := range lines {
+			if strings.HasPrefix(strings.TrimLeft(l, " "), "\t") {
+				return &FieldError{File: name, Line: i + 1, Col: strings.IndexByte(l, '\t') + 1, Msg: syntaxWords("tab character", l)}
+			}
+		}
+	}
+	if bad, col, want, ok := misindented(data); ok && bad <= line+1 {
+		return &FieldError{File: name, Line: bad, Col: col, Msg: fmt.Sprintf(
+			"indented by %s, which lines up with no section above it (%s)", spaces(col-1), indentChoices(want))}
+	}
+	return &FieldError{File: name, Line: line, Msg: syntaxWords(m[2], text)}
+}
+
+func spaces(n int) string {
+	if n == 1 {
+		return "1 space"
+	}
+	return strconv.Itoa(n) + " spaces"
+}
+
+func indentChoices(levels []int) string {
+	var s []string
+	for _, l := range levels {
+		s = append(s, strconv.Itoa(l))
+	}
+	if len(s) == 1 {
+		return "use " + s[0]
+	}
+	return "use " + strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // decodeError turns one of yaml.v3's messages ("line 3: ...") into a
-// FieldError, naming the field on that line when root is known.
-func decodeError(name, msg string, root *yaml.Node) error {
+// FieldError in plain words, at the field on that line.
+func (c *checker) decodeError(msg string, root reflect.Type) error {
 	m := yamlLineRE.FindStringSubmatch(msg)
 	if m == nil {
-		return &FieldError{File: name, Msg: msg}
+		return &FieldError{File: c.file, Msg: plainWords(msg)}
 	}
 	line, _ := strconv.Atoi(m[1])
-	e := &FieldError{File: name, Line: line, Msg: m[2]}
-	if f := fieldNotFoundRE.FindStringSubmatch(e.Msg); f != nil {
-		e.Msg = fmt.Sprintf("unknown field %q", f[1])
+	e := &FieldError{File: c.file, Line: line, Msg: plainWords(m[2])}
+	p := pathAtLine(c.root, line, "")
+	if u := unmarshalRE.FindStringSubmatch(m[2]); u != nil {
+		// The field whose value is of the wrong kind, not a key inside it.
+		if vp, ok := valuePath(c.root, line, yamlKinds[u[1]], ""); ok {
+			p = vp
+		}
 	}
-	if root != nil {
-		e.Field = displayPath(pathAtLine(root, line, ""))
+	if p != "" {
+		e.Field = displayPath(p)
+		if n := lookup(c.root, p); n != nil && n.Line == line {
+			e.Col = n.Column
+		}
+	}
+	if f := fieldNotFoundRE.FindStringSubmatch(m[2]); f != nil {
+		e.Msg = unknownKey(f[1], f[2], root)
 	}
 	return e
 }

@@ -35,7 +35,7 @@ func runNagiosConfig(_ context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintln(stderr, "immune nagios-config: usage: --fleet FILE --out DIR [--format nagios|icinga2]")
 		return 2
 	}
-	fleet, err := conf.LoadFleet(*fleetFile)
+	fleet, err := conf.LoadFleetSettings(*fleetFile)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 func loadFleet(t *testing.T, path string) *conf.Fleet {
 	t.Helper()
-	f, err := conf.LoadFleet(path)
+	f, err := conf.LoadFleetSettings(path)
 	if err != nil {
 		t.Fatal(err)
 	}
