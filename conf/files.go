@@ -146,4 +146,3 @@ func (c *checker) directoryOK(path, dir string) {
 		c.errorf(path, "%q is a file, not a directory", dir)
 	}
 }
-
