@@ -379,16 +379,44 @@ func (c *Coordinator) host(name string) conf.Host {
 
 // event records a line of progress in the push and the log.
 func (c *Coordinator) event(p *Push, format string, args ...any) {
+	c.eventAt(slog.LevelInfo, p, format, args...)
+}
+
+// eventAt is event logged at a level other than INFO.
+func (c *Coordinator) eventAt(level slog.Level, p *Push, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.Events = append(p.Events, Event{At: time.Now().UTC(), Msg: msg})
-	c.Log.Info(msg, "push", p.ID)
+	c.Log.Log(context.Background(), level, msg, "push", p.ID, "state", string(p.State))
+}
+
+// stepLevel is how loud a push's step is in the log: a rollback is a
+// WARN, a host left on the bad release or a failed revert an ERROR, as
+// someone must act on those.
+func stepLevel(p *Push, s State) slog.Level {
+	switch s {
+	case StateFailed:
+		return slog.LevelError
+	case StateRollingBack:
+		return slog.LevelWarn
+	case StateReverting, StateBisecting:
+		if strings.Contains(p.Reason, "FAILED") || strings.Contains(p.Reason, "still runs") {
+			return slog.LevelError
+		}
+		return slog.LevelWarn
+	case StateRolledBack:
+		if p.Revert != nil && p.Revert.Error != "" {
+			return slog.LevelError
+		}
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // step records the push's new state before it is acted on.
 func (c *Coordinator) step(p *Push, s State, format string, args ...any) error {
 	from := p.State
 	p.State = s
-	c.event(p, format, args...)
+	c.eventAt(stepLevel(p, s), p, format, args...)
 	if err := c.Store.SavePush(p); err != nil {
 		return err
 	}
@@ -661,8 +689,7 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 			// put back by asking: the revert and the lock must not wait.
 			for _, h := range todo {
 				failed = append(failed, h.Name)
-				c.event(p, "rollback FAILED on %s after %d attempts over %s (%s); left on %s", h.Name, attempt-1, limit, p.RolledBack[h.Name], p.Revision)
-				c.Log.Error("host left on the bad release", "push", p.ID, "host", h.Name, "revision", p.Revision, "last_error", p.RolledBack[h.Name])
+				c.eventAt(slog.LevelError, p, "rollback FAILED on %s after %d attempts over %s (%s); host left on %s", h.Name, attempt-1, limit, p.RolledBack[h.Name], p.Revision)
 			}
 			break
 		}
@@ -693,7 +720,7 @@ func (c *Coordinator) rollBack(ctx context.Context, p *Push) error {
 				continue
 			}
 			failed = append(failed, h.Name)
-			c.event(p, "rollback FAILED on %s: refused %d times (%v); giving up on it", h.Name, refusals[h.Name], err)
+			c.eventAt(slog.LevelError, p, "rollback FAILED on %s: refused %d times (%v); host left on %s", h.Name, refusals[h.Name], err, p.Revision)
 		}
 		if retry == 0 {
 			continue // those left were given up on: the loop ends

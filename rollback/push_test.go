@@ -1,6 +1,7 @@
 package rollback
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -459,8 +460,30 @@ func TestFirstPushRollsBackFromNothing(t *testing.T) {
 func TestRollbackRefusedIsGivenUp(t *testing.T) {
 	f := newTestFleet(t, []string{"www1:www", "www2:www"}, phpLimits, badOnWWW)
 	f.agents["www1"].refuseRollback = true
+	var logs bytes.Buffer
+	f.c.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	p, _ := f.c.Start("bad", sha, "ola")
 	p = f.wait(t, p.ID)
+	// The log is as loud as the news: a rollback WARNs, a host left on
+	// the bad release is an ERROR.
+	levels := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var r struct{ Level, Msg string }
+		json.Unmarshal([]byte(line), &r)
+		levels[r.Msg] = r.Level
+	}
+	for prefix, want := range map[string]string{"phase 1: php_errors on www rose": "WARN", "rolled back on 0 of 1 hosts, FAILED on 1": "ERROR",
+		"rollback FAILED on www1: refused 3 times": "ERROR", "push of bad by ola": "INFO"} {
+		got := ""
+		for msg, level := range levels {
+			if strings.HasPrefix(msg, prefix) {
+				got = level
+			}
+		}
+		if got != want {
+			t.Errorf("log %q at %q, want %s", prefix, got, want)
+		}
+	}
 	if p.State != StateRolledBack {
 		t.Fatalf("push %s: %s", p.State, p.Reason)
 	}
