@@ -69,6 +69,12 @@ func TestPackages(t *testing.T) {
 			os.WriteFile(filepath.Join(root, "lib/systemd/system", filepath.Base(target)), b, 0o644)
 		}
 	}
+	// ExecReload runs the system's kill, which procps installs on every
+	// Debian host, not the package.
+	if b, err := os.ReadFile("/bin/kill"); err == nil {
+		os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+		os.WriteFile(filepath.Join(root, "bin/kill"), b, 0o755)
+	}
 	verify := func(unit string) error {
 		out, err := exec.Command(analyze, "verify", "--man=no", "--root="+root, "/lib/systemd/system/"+unit).CombinedOutput()
 		if err != nil {
