@@ -31,6 +31,18 @@ type Fleet struct {
 	DeployTokenFile string `yaml:"deploy_token_file"`
 	// AgentTokenFile is the agents' read credential, unless a host names its own.
 	AgentTokenFile string `yaml:"agent_token_file"`
+	// ReadTokenFile holds the credential that reads what the agents
+	// protect: the fleet's check output (/fleet) and the revert's output
+	// in the API. The operator token reads them too. Browsers give it as
+	// the password of HTTP Basic authentication (any user name).
+	ReadTokenFile string `yaml:"read_token_file"`
+	// OpenReads lets anyone read those without a credential: only for a
+	// coordinator that listens where only its staff reach.
+	OpenReads bool `yaml:"open_reads"`
+	// FleetRefresh is how often the fleet page asks the agents for their
+	// checks; every view in between is served from what they said last
+	// (default 15s).
+	FleetRefresh Duration `yaml:"fleet_refresh"`
 	// AgentTLS, when set, has the coordinator speak https to the agents
 	// (whose http.cert_file and key_file serve it), so that the deploy
 	// token never crosses the network in clear text.
@@ -191,6 +203,7 @@ const (
 	DefaultCheckInterval        = time.Minute
 	DefaultRetryInterval        = 15 * time.Second
 	DefaultNotificationInterval = 30 * time.Minute
+	DefaultFleetRefresh         = 15 * time.Second
 )
 
 // LoadFleet reads and validates a fleet config, filling in defaults.
@@ -238,6 +251,8 @@ func (f *Fleet) validate(c *checker) {
 	c.token("operator_token_file", f.OperatorTokenFile)
 	c.token("deploy_token_file", f.DeployTokenFile)
 	c.token("agent_token_file", f.AgentTokenFile)
+	c.token("read_token_file", f.ReadTokenFile)
+	setDefault(&f.FleetRefresh, DefaultFleetRefresh)
 	if f.MySQL != "" {
 		if _, err := mysql.ParseDSN(f.MySQL); err != nil {
 			c.errorf("mysql", "not a MySQL DSN (user:password@tcp(host:3306)/db): %v", err)

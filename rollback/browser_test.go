@@ -1,12 +1,16 @@
 package rollback
 
 import (
+	"encoding/base64"
+
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/network"
 
 	"github.com/chromedp/chromedp"
 
@@ -163,6 +167,15 @@ func TestPagesInBrowser(t *testing.T) {
 	has("limits", text("main"), "php_errors", "+10", "loadavg1", "5% → 100%")
 	screenshot(t, ctx, shots, "limits")
 
+	// The fleet grid asks for the read token; the browser gives it as
+	// HTTP Basic credentials once someone typed them.
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{
+		"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("viewer:"+readToken))}}); err != nil {
+		t.Fatal(err)
+	}
 	visit("/fleet")
 	has("fleet", text("table.fleet"), "www02", "CRITICAL", "NO ANSWER", "db2", "chat1", "WARNING", "2/5", "OK")
 	if first := text("table.fleet tbody tr"); !strings.Contains(first, "CRITICAL") {

@@ -50,8 +50,8 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/limits", s.api(s.limitsView))
 	mux.HandleFunc("GET /locks", s.page("locks", s.locksView))
 	mux.HandleFunc("GET /api/locks", s.api(s.locksView))
-	mux.HandleFunc("GET /fleet", s.page("fleet", s.fleetView))
-	mux.HandleFunc("GET /api/fleet", s.api(s.fleetView))
+	mux.HandleFunc("GET /fleet", s.needRead(s.page("fleet", s.fleetView)))
+	mux.HandleFunc("GET /api/fleet", s.needRead(s.api(s.fleetView)))
 	// The form carries the operator credential itself, which another site
 	// cannot know; refusing cross-origin posts outright is a second guard.
 	mux.Handle("POST /locks/unlock", http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.unlockPage)))

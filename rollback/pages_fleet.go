@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,6 +52,9 @@ type FleetView struct {
 	States []FilterLink `json:"states"`
 	Types  []FilterLink `json:"types"`
 	Clear  string       `json:"-"`
+	// AsOf is when the agents were asked: views are served from that
+	// answer until it is fleet_refresh old.
+	AsOf time.Time `json:"as_of"`
 }
 
 // noAnswer is the state shown for a host whose agent did not answer.
@@ -72,7 +76,21 @@ func (s *Server) fleetView(r *http.Request) (string, any, error) {
 		}
 	}
 	v.Hosts = len(hosts)
-	all := s.fleetRows(r.Context(), hosts)
+	var all []FleetRow
+	var asOf time.Time
+	if err := s.fleet.read(r.Context(), s.C.fleet().FleetRefresh.D(), func(ctx context.Context) []FleetRow {
+		return s.fleetRows(ctx, s.C.fleet().Hosts)
+	}, func(rows []FleetRow, at time.Time) {
+		asOf = at
+		for _, row := range rows {
+			if slices.ContainsFunc(hosts, func(h conf.Host) bool { return h.Name == row.Host }) {
+				all = append(all, row)
+			}
+		}
+	}); err != nil {
+		return "", nil, &pageError{http.StatusServiceUnavailable, "the agents' checks are being read: " + err.Error()}
+	}
+	v.AsOf = asOf
 	counts := map[string]int{}
 	for _, row := range all {
 		counts[row.State]++
@@ -165,4 +183,58 @@ func (s *Server) fleetRows(ctx context.Context, hosts []conf.Host) []FleetRow {
 		return a.Service < b.Service
 	})
 	return rows
+}
+
+// fleetCache is the agents' last answers for the fleet page, so that page
+// views, however many, ask the agents at most once per refresh interval.
+type fleetCache struct {
+	mu   sync.Mutex
+	rows []FleetRow
+	at   time.Time
+	// refreshing is closed when the read of the agents in flight ends.
+	refreshing chan struct{}
+}
+
+// read calls use with the rows, read again by fetch when they are older
+// than refresh. Stale rows are served while a new read runs; only the
+// first view ever waits for one (or for its ctx to end).
+func (c *fleetCache) read(ctx context.Context, refresh time.Duration, fetch func(context.Context) []FleetRow, use func([]FleetRow, time.Time)) error {
+	c.mu.Lock()
+	if c.rows != nil && time.Since(c.at) < refresh {
+		defer c.mu.Unlock()
+		use(c.rows, c.at)
+		return nil
+	}
+	wait := c.refreshing
+	if wait == nil {
+		wait = make(chan struct{})
+		c.refreshing = wait
+		go func() {
+			// Not the viewer's context: a view that goes away must not
+			// cut short the read every other view waits for.
+			rows := fetch(context.Background())
+			if rows == nil {
+				rows = []FleetRow{}
+			}
+			c.mu.Lock()
+			c.rows, c.at, c.refreshing = rows, time.Now(), nil
+			c.mu.Unlock()
+			close(wait)
+		}()
+	}
+	if c.rows != nil {
+		defer c.mu.Unlock()
+		use(c.rows, c.at)
+		return nil
+	}
+	c.mu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	use(c.rows, c.at)
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type checksAgent struct {
 	*standIn
 	checks []agentapi.CheckStatus
 	silent bool
+	asked  atomic.Int32
 }
 
 func (a *checksAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -31,6 +33,7 @@ func (a *checksAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.standIn.ServeHTTP(w, r)
 		return
 	}
+	a.asked.Add(1)
 	if a.silent {
 		http.Error(w, "agent stopped", http.StatusServiceUnavailable)
 		return
@@ -68,19 +71,30 @@ func newPagesFleet(t *testing.T) *testFleet {
 	now := time.Now().UTC()
 	for i, h := range f.cfg.Hosts {
 		checks, silent := fleetChecks(h.Name, now)
-		srv := httptest.NewServer(&checksAgent{standIn: f.agents[h.Name], checks: checks, silent: silent})
+		ca := &checksAgent{standIn: f.agents[h.Name], checks: checks, silent: silent}
+		f.checksAgents = append(f.checksAgents, ca)
+		srv := httptest.NewServer(ca)
 		t.Cleanup(srv.Close)
 		f.cfg.Hosts[i].Address = strings.TrimPrefix(srv.URL, "http://")
 	}
 	return f
 }
 
-const operatorToken = "op-credential"
+const (
+	operatorToken = "op-credential"
+	readToken     = "read-credential"
+)
+
+// withRead is base with the read token as HTTP Basic credentials, as a
+// browser sends them after asking.
+func withRead(base string) string {
+	return strings.Replace(base, "http://", "http://viewer:"+readToken+"@", 1)
+}
 
 // serve starts the coordinator's API and pages over the fleet on loopback.
 func serve(t *testing.T, f *testFleet) string {
 	t.Helper()
-	s := &Server{C: f.c, OperatorToken: operatorToken, DeployToken: "secret", ArtifactDir: t.TempDir()}
+	s := &Server{C: f.c, OperatorToken: operatorToken, ReadToken: readToken, DeployToken: "secret", ArtifactDir: t.TempDir()}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -413,7 +427,7 @@ func TestPagesShowLimits(t *testing.T) {
 
 func TestPagesShowFleet(t *testing.T) {
 	f := newPagesFleet(t)
-	base := serve(t, f)
+	base := withRead(serve(t, f))
 	rowRE := regexp.MustCompile(`<tr class="s-(\w+)">\s*<td><a href="/fleet\?host=\w+"><b>(\w+)</b>`)
 	for _, tt := range []struct {
 		query string
@@ -536,6 +550,82 @@ func TestSpan(t *testing.T) {
 	} {
 		if got := span(tt.d); got != tt.want {
 			t.Errorf("span(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+// TestFleetNeedsReadCredential: the fleet grid shows the check output the
+// agents protect, so it needs the read or the operator token; and however
+// many views come, the agents are asked once per refresh.
+func TestFleetNeedsReadCredential(t *testing.T) {
+	f := newPagesFleet(t)
+	base := serve(t, f)
+	for _, tt := range []struct {
+		name, user, pass, bearer string
+		code                     int
+		want                     string
+	}{
+		{name: "none", code: 401, want: "read token required"},
+		{name: "wrong", user: "x", pass: "guess", code: 401, want: "invalid token"},
+		{name: "deploy token", bearer: "secret", code: 401, want: "invalid token"},
+		{name: "read token in the browser", user: "viewer", pass: readToken, code: 200, want: "check_php_fatals"},
+		{name: "operator token", bearer: operatorToken, code: 200, want: "check_php_fatals"},
+	} {
+		req, _ := http.NewRequest("GET", base+"/fleet", nil)
+		if tt.pass != "" {
+			req.SetBasicAuth(tt.user, tt.pass)
+		}
+		if tt.bearer != "" {
+			agentapi.SetToken(req, tt.bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code || !strings.Contains(string(b), tt.want) {
+			t.Errorf("%s: %d %q, want %d with %q", tt.name, resp.StatusCode, b, tt.code, tt.want)
+		}
+		if tt.code == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+			t.Errorf("%s: challenge %q does not make a browser ask", tt.name, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	for range 50 {
+		if code, page := get(t, withRead(base)+"/api/fleet"); code != 200 {
+			t.Fatalf("%d %s", code, page)
+		}
+	}
+	for _, a := range f.checksAgents {
+		if n := a.asked.Load(); n != 1 {
+			t.Errorf("%s asked %d times for 52 views in one refresh interval, want 1", a.name, n)
+		}
+	}
+}
+
+// TestRevertOutputNeedsReadCredential: the API shows a push's verdict to
+// anyone, the output of its revert only with the read or operator token.
+func TestRevertOutputNeedsReadCredential(t *testing.T) {
+	f := newTestFleet(t, []string{"www1:www", "www2:www"}, phpLimits, badOnWWW)
+	s := &Server{C: f.c, OperatorToken: operatorToken, ReadToken: readToken, DeployToken: "secret", ArtifactDir: t.TempDir()}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	p, err := f.c.Start("bad", sha, "ivy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wait(t, p.ID)
+	for _, tt := range []struct {
+		base, path, want, not string
+	}{
+		{srv.URL, "/api/v1/pushes/" + p.ID, hiddenOutput, `Revert \"bad\"`},
+		{srv.URL, "/api/v1/pushes", hiddenOutput, `Revert \"bad\"`},
+		{withRead(srv.URL), "/api/v1/pushes/" + p.ID, `Revert \"bad\"`, hiddenOutput},
+		{withRead(srv.URL), "/api/v1/pushes", `Revert \"bad\"`, hiddenOutput},
+	} {
+		code, body := get(t, tt.base+tt.path)
+		if code != 200 || !strings.Contains(body, tt.want) || strings.Contains(body, tt.not) || !strings.Contains(body, "rolled_back") {
+			t.Errorf("%s (credential: %v): %d, want %q and not %q in %s", tt.path, tt.base != srv.URL, code, tt.want, tt.not, body)
 		}
 	}
 }

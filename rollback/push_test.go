@@ -103,6 +103,8 @@ type testFleet struct {
 	agents map[string]*standIn
 	c      *Coordinator
 	dir    string
+	// checksAgents answer the fleet page's reads (newPagesFleet).
+	checksAgents []*checksAgent
 }
 
 // newTestFleet starts stand-in agents for hosts "name:type" all on release

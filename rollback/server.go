@@ -26,6 +26,13 @@ type Server struct {
 	DeployToken   string
 	// ArtifactDir holds uploaded artifacts by sha256.
 	ArtifactDir string
+	// ReadToken reads what the agents protect (the fleet's check output,
+	// the revert's output), as the operator token does; OpenReads lets
+	// anyone read them.
+	ReadToken string
+	OpenReads bool
+
+	fleet fleetCache
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -163,11 +170,14 @@ func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 201, p)
 }
 
-func (s *Server) pushes(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) pushes(w http.ResponseWriter, r *http.Request) {
 	ps, err := s.C.Store.Pushes(0)
 	if err != nil {
 		fail(w, 500, "%v", err)
 		return
+	}
+	for i, p := range ps {
+		ps[i] = s.readable(r, p)
 	}
 	writeJSON(w, 200, ps)
 }
@@ -182,7 +192,7 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request) {
 		fail(w, 500, "%v", err)
 		return
 	}
-	writeJSON(w, 200, p)
+	writeJSON(w, 200, s.readable(r, p))
 }
 
 func (s *Server) locks(w http.ResponseWriter, _ *http.Request) {

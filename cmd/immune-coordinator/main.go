@@ -150,7 +150,14 @@ func serve(ctx context.Context, path string, fleet *conf.Fleet, logger *logging.
 	c.PageBase = advertised
 	c.Notify = notify.New(fleet, log)
 	defer c.Notify.Close(10 * time.Second)
+	var reader string
+	if fleet.ReadTokenFile != "" {
+		if reader, err = conf.ReadToken("read_token_file", fleet.ReadTokenFile); err != nil {
+			return err
+		}
+	}
 	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
+		ReadToken: reader, OpenReads: fleet.OpenReads,
 		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
 	c.Artifacts = srv.StoreArtifact
 	if shared == nil {
@@ -188,7 +195,7 @@ const drainTimeout = 30 * time.Second
 // startupSettings are the fleet settings bound to what the coordinator
 // opened at start: a reload keeps their old values until a restart.
 var startupSettings = []string{"listen", "advertise_url", "data_dir", "mysql", "max_artifact_bytes",
-	"operator_token_file", "deploy_token_file", "revert", "bisect", "notify", "contacts", "contact_groups"}
+	"operator_token_file", "deploy_token_file", "read_token_file", "open_reads", "revert", "bisect", "notify", "contacts", "contact_groups"}
 
 // reload reads the fleet config again at SIGHUP: hosts, phases, windows,
 // the judge and the limits change for the next push (a push being driven
