@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
-
 )
 
 // hiddenOutput stands for what a reader without the read credential may
@@ -65,4 +64,3 @@ func (s *Server) readable(r *http.Request, p *Push) *Push {
 	c.Revert = &rev
 	return &c
 }
-
