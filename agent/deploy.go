@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -67,7 +69,11 @@ func NewDeployer(cfg conf.Deploy, log *slog.Logger) (*Deployer, error) {
 			return nil, fmt.Errorf("create deploy dir: %w", err)
 		}
 	}
-	d := &Deployer{cfg: cfg, token: token, client: &http.Client{}, log: log, busy: make(chan struct{}, 1)}
+	client, err := artifactClient(cfg.ArtifactCAFile)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deployer{cfg: cfg, token: token, client: client, log: log, busy: make(chan struct{}, 1)}
 	d.cleanTemps()
 	return d, nil
 }
@@ -297,7 +303,8 @@ func (d *Deployer) fetch(ctx context.Context, rawURL string, w io.Writer) (strin
 	if err != nil {
 		return "", failf(http.StatusBadRequest, "fetch artifact %s: %v", rawURL, err)
 	}
-	agentapi.SetToken(req, d.token)
+	// The link carries its own credential: the deploy token, which could
+	// install code on this host, never leaves it.
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return "", failf(http.StatusBadGateway, "fetch artifact: %v", err)
@@ -322,6 +329,27 @@ func (d *Deployer) fetch(ctx context.Context, rawURL string, w io.Writer) (strin
 		return "", failf(http.StatusUnprocessableEntity, "artifact %s is over max_artifact_bytes (%d): nothing unpacked", rawURL, limit)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// artifactClient fetches artifacts straight from the coordinator, never
+// through a proxy named by HTTP_PROXY (which would see every link and
+// every release), verifying its certificate with caFile when given, else
+// with the system's roots.
+func artifactClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("deploy.artifact_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("deploy.artifact_ca_file: %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
 }
 
 // recordingWriter keeps its writer's error, to tell a full disk from a broken download.

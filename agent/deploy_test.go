@@ -61,6 +61,9 @@ type coordinator struct {
 	started chan string
 }
 
+// linkCredential stands for the signature of a coordinator's artifact link.
+const linkCredential = "link-signature"
+
 func newCoordinator(t *testing.T) *coordinator {
 	c := &coordinator{token: deployToken, files: map[string][]byte{}, chunked: map[string]bool{}, gates: map[string]chan struct{}{}, hits: map[string]int{}, started: make(chan string, 16)}
 	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
@@ -71,9 +74,15 @@ func newCoordinator(t *testing.T) *coordinator {
 func (c *coordinator) serve(w http.ResponseWriter, r *http.Request) {
 	sum := strings.TrimPrefix(r.URL.Path, "/api/v1/artifacts/")
 	c.mu.Lock()
-	if r.Header.Get("Authorization") != "Bearer "+c.token {
+	// The link is the credential; the deploy token must never be sent.
+	if r.Header.Get("Authorization") != "" {
 		c.mu.Unlock()
-		http.Error(w, "who are you", http.StatusUnauthorized)
+		http.Error(w, "a credential was sent with the link: "+r.Header.Get("Authorization"), http.StatusBadRequest)
+		return
+	}
+	if r.URL.Query().Get("sig") != linkCredential || c.token != deployToken {
+		c.mu.Unlock()
+		http.Error(w, "the artifact link expired", http.StatusForbidden)
 		return
 	}
 	data, ok := c.files[sum]
@@ -105,7 +114,7 @@ func (c *coordinator) publish(data []byte) (url, sum string) {
 	c.mu.Lock()
 	c.files[sum] = data
 	c.mu.Unlock()
-	return c.srv.URL + "/api/v1/artifacts/" + sum, sum
+	return c.srv.URL + "/api/v1/artifacts/" + sum + "?push=p1&sig=" + linkCredential, sum
 }
 
 func (c *coordinator) hitsOf(sum string) int {
@@ -447,7 +456,7 @@ func TestDeployBadRequests(t *testing.T) {
 		{"not hex", deployBody("R1", url, strings.Repeat("g", 64)), 400, "64 hex digits"},
 		{"ftp", deployBody("R1", "ftp://127.0.0.1/x", sum), 400, "want an http or https URL"},
 		{"no URL", deployBody("R1", "", sum), 400, "artifact_url"},
-		{"unknown artifact", deployBody("R1", url+"0", sum), 502, "404 Not Found: no such artifact"},
+		{"unknown artifact", deployBody("R1", strings.Replace(url, sum, strings.Repeat("0", 64), 1), sum), 502, "404 Not Found: no such artifact"},
 		{"coordinator down", deployBody("R1", deadURL, sum), 502, "connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -496,14 +505,15 @@ func TestDeployCredentials(t *testing.T) {
 	}
 	e.wantOnDisk("after refused requests", "", "")
 
-	// The agent shows the coordinator its deploy token, and a coordinator
-	// that does not know it refuses the download.
+	// The agent fetches with the link alone (the stand-in refuses any
+	// Authorization header), and a link the coordinator refuses, as when
+	// it expired, fetches nothing.
 	e.coord.mu.Lock()
-	e.coord.token = "another coordinator's"
+	e.coord.token = "links of another coordinator"
 	e.coord.mu.Unlock()
 	code, body := e.call("POST", "/api/v1/deploy", deployToken, deploy)
-	if code != http.StatusBadGateway || !strings.Contains(body, "401 Unauthorized: who are you") {
-		t.Errorf("artifact fetched from a coordinator with another token: %d %s", code, body)
+	if code != http.StatusBadGateway || !strings.Contains(body, "403 Forbidden: the artifact link expired") {
+		t.Errorf("artifact fetched with a refused link: %d %s", code, body)
 	}
 	e.wantOnDisk("after a refused download", "", "")
 }
@@ -691,5 +701,22 @@ func TestDeployAfterCrash(t *testing.T) {
 	code, body = e.call("POST", "/api/v1/deploy", deployToken, deployBody("R3", url3, sum3))
 	if code != http.StatusConflict || !strings.Contains(body, "R3 is current, unpacked from sha256 "+sum3b+", not "+sum3) {
 		t.Errorf("redeploy of the current revision from another artifact: %d %q", code, body)
+	}
+}
+
+// TestArtifactFetchSkipsProxy: HTTP_PROXY would see every artifact link
+// and release; the fetch goes straight to the coordinator.
+func TestArtifactFetchSkipsProxy(t *testing.T) {
+	t.Setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+	t.Setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+	c, err := artifactClient("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := c.Transport.(*http.Transport); tr.Proxy != nil {
+		req, _ := http.NewRequest("GET", "http://coordinator.example:5680/api/v1/artifacts/x", nil)
+		if u, _ := tr.Proxy(req); u != nil {
+			t.Errorf("artifacts are fetched through %s", u)
+		}
 	}
 }

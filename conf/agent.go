@@ -148,6 +148,9 @@ type Deploy struct {
 	TokenFile string `yaml:"token_file"`
 	// MaxArtifactBytes bounds the download of one artifact (default 1 GiB).
 	MaxArtifactBytes int64 `yaml:"max_artifact_bytes"`
+	// ArtifactCAFile verifies the coordinator's certificate when it
+	// serves artifacts over https (default: the system's roots).
+	ArtifactCAFile string `yaml:"artifact_ca_file"`
 }
 
 // Defaults of the agent's settings.
@@ -490,6 +493,7 @@ func (d *Deploy) validate(c *checker) {
 		c.errorf("deploy.token_file", "required: the file holding the coordinator's deploy token")
 	}
 	c.token("deploy.token_file", d.TokenFile)
+	c.caFile("deploy.artifact_ca_file", d.ArtifactCAFile)
 	if d.MaxArtifactBytes == 0 {
 		d.MaxArtifactBytes = DefaultMaxArtifactBytes
 	} else if d.MaxArtifactBytes < 0 {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -17,6 +18,11 @@ import (
 type Fleet struct {
 	// Listen is the coordinator's API and status pages (host:port).
 	Listen string `yaml:"listen"`
+	// TLS serves the API and pages over https.
+	ServeTLS *ServerTLS `yaml:"tls"`
+	// AllowPlainHTTP lets agents on other machines fetch releases over
+	// plain http: anyone in the path may read or alter them in flight.
+	AllowPlainHTTP bool `yaml:"allow_plain_http"`
 	// AdvertiseURL is where agents reach the coordinator for artifacts,
 	// such as http://coordinator.example.com:5680 (default: http:// and
 	// the listen address, which only fits when that names a reachable host).
@@ -73,6 +79,75 @@ type Fleet struct {
 	ContactGroups []ContactGroup `yaml:"contact_groups"`
 	Services      []Service      `yaml:"services"`
 	Escalations   []Escalation   `yaml:"escalations"`
+}
+
+// ServerTLS is the coordinator's certificate and key (PEM files).
+type ServerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// ArtifactBase is the address agents fetch artifacts from, as configured:
+// advertise_url, else the listen address under https with tls, http without.
+func (f *Fleet) ArtifactBase() string {
+	if f.AdvertiseURL != "" {
+		return strings.TrimRight(f.AdvertiseURL, "/")
+	}
+	if f.ServeTLS != nil {
+		return "https://" + f.Listen
+	}
+	return "http://" + f.Listen
+}
+
+// remoteHosts are the hosts whose agents are not on this machine.
+func (f *Fleet) remoteHosts() []string {
+	var names []string
+	for _, h := range f.Hosts {
+		host, _, err := net.SplitHostPort(h.Address)
+		if err != nil || IsLoopback(host) {
+			continue
+		}
+		names = append(names, h.Name)
+	}
+	return names
+}
+
+// IsLoopback tells whether host (a name or an address) is this machine's
+// loopback: localhost, 127.0.0.0/8 or ::1.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validateTLS checks the listener's certificate, and that agents on other
+// machines fetch releases over https unless plain http is allowed.
+func (f *Fleet) validateTLS(c *checker) {
+	if t := f.ServeTLS; t != nil {
+		if t.CertFile == "" || t.KeyFile == "" {
+			c.errorf("tls", "cert_file and key_file are both required")
+		}
+		c.keyPair("tls", t.CertFile, t.KeyFile)
+	}
+	base := f.ArtifactBase()
+	if f.ServeTLS != nil && strings.HasPrefix(base, "http://") {
+		c.errorf("advertise_url", "%q: the coordinator serves https (tls is set); advertise https://", f.AdvertiseURL)
+		return
+	}
+	if remote := f.remoteHosts(); len(remote) > 0 && strings.HasPrefix(base, "http://") && !f.AllowPlainHTTP {
+		field := "advertise_url"
+		if f.AdvertiseURL == "" {
+			field = "listen"
+		}
+		more := ""
+		if len(remote) > 3 {
+			more = fmt.Sprintf(" and %d more", len(remote)-3)
+			remote = remote[:3]
+		}
+		c.errorf(field, "agents on other machines (%s%s) would fetch releases from %s over plain http, where anyone in the path can read or alter them: set tls (cert_file, key_file) and an https advertise_url, or allow_plain_http: true", strings.Join(remote, ", "), more, base)
+	}
 }
 
 // Host is one agent.
@@ -248,6 +323,7 @@ func (f *Fleet) validate(c *checker) {
 			c.errorf("advertise_url", "%q is not an http:// or https:// URL", f.AdvertiseURL)
 		}
 	}
+	f.validateTLS(c)
 	c.token("operator_token_file", f.OperatorTokenFile)
 	c.token("deploy_token_file", f.DeployTokenFile)
 	c.token("agent_token_file", f.AgentTokenFile)

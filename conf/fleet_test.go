@@ -52,7 +52,7 @@ func TestFleetAgentTLS(t *testing.T) {
 	ca, notPEM := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.txt")
 	os.WriteFile(ca, testpki.NewCA(t, testpki.Options{CommonName: "agents' CA"}).CertPEM, 0o600)
 	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600)
-	const head = "listen: 127.0.0.1:1\nagent_token_file: t\n"
+	const head = "listen: 127.0.0.1:1\nagent_token_file: t\nallow_plain_http: true\n"
 	tests := []struct {
 		name, text string
 		fleet      AgentTLS // the fleet's, when want is ""
@@ -64,13 +64,13 @@ func TestFleetAgentTLS(t *testing.T) {
 		{name: "host override", text: head + "hosts: [{name: a, address: 'h:1', host_type: www, agent_tls: {insecure: true}}]\n",
 			host: &AgentTLS{Insecure: true}},
 		{name: "neither", text: head + "agent_tls: {}\nhosts: [{name: a, address: 'h:1', host_type: www}]\n",
-			want: "f.yaml:3:1: agent_tls.ca_file: required: the PEM file of the CA that signs the agents' certificates"},
+			want: "f.yaml:4:1: agent_tls.ca_file: required: the PEM file of the CA that signs the agents' certificates"},
 		{name: "both", text: head + "agent_tls:\n  ca_file: " + ca + "\n  insecure: true\nhosts: [{name: a, address: 'h:1', host_type: www}]\n",
-			want: "f.yaml:5:3: agent_tls.insecure: insecure skips the verification ca_file is for: give one of them"},
+			want: "f.yaml:6:3: agent_tls.insecure: insecure skips the verification ca_file is for: give one of them"},
 		{name: "missing file", text: head + "hosts:\n  - name: a\n    address: 'h:1'\n    host_type: www\n    agent_tls:\n      ca_file: " + filepath.Join(dir, "none") + "\n",
-			want: "f.yaml:8:7: hosts[0].agent_tls.ca_file: read agents' CA: open " + filepath.Join(dir, "none") + ": no such file or directory"},
+			want: "f.yaml:9:7: hosts[0].agent_tls.ca_file: read agents' CA: open " + filepath.Join(dir, "none") + ": no such file or directory"},
 		{name: "not PEM", text: head + "agent_tls:\n  ca_file: " + notPEM + "\nhosts: [{name: a, address: 'h:1', host_type: www}]\n",
-			want: "f.yaml:4:3: agent_tls.ca_file: " + notPEM + " holds no PEM certificate"},
+			want: "f.yaml:5:3: agent_tls.ca_file: " + notPEM + " holds no PEM certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

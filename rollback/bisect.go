@@ -111,7 +111,7 @@ func (c *Coordinator) trial(ctx context.Context, p *Push, h *History, revision s
 	ph := &t.Phases[0]
 	c.anchorAt(t, h, time.Now())
 	ph.Started, ph.Switched, ph.Deployed = time.Now().UTC(), map[string]time.Time{}, map[string]string{}
-	url := c.ArtifactURL(sum)
+	url := c.ArtifactURL(t.ID, sum)
 	for _, name := range ph.Hosts {
 		host := c.host(name)
 		if err := c.deployHost(ctx, host, revision, url, sum); err != nil {

@@ -165,8 +165,9 @@ type Coordinator struct {
 	Store  Store
 	Agents Agents
 	Revert Reverter
-	// ArtifactURL is where agents fetch an artifact by its sha256.
-	ArtifactURL func(sha256 string) string
+	// ArtifactURL is where agents fetch an artifact by its sha256 for a
+	// push: a link with its own credential (ArtifactLinks.URL).
+	ArtifactURL func(push, sha256 string) string
 	Log         *slog.Logger
 	// Parallel bounds the calls to agents in flight (default 256).
 	Parallel int
@@ -542,7 +543,7 @@ func (c *Coordinator) deploy(ctx context.Context, p *Push, h *History) error {
 	if err := c.step(p, StateDeploying, "%s: deploying to %d hosts", phaseName(*ph, p.Phase), len(todo)); err != nil {
 		return err
 	}
-	url := c.ArtifactURL(p.SHA256)
+	url := c.ArtifactURL(p.ID, p.SHA256)
 	errs := forEach(ctx, todo, c.parallel(), func(ctx context.Context, h conf.Host) error {
 		err := c.deployHost(ctx, h, p.Revision, url, p.SHA256)
 		if err == nil {

@@ -150,7 +150,7 @@ func (f *testFleet) coordinator(t *testing.T, ctx context.Context) *Coordinator 
 	return &Coordinator{
 		Fleet: f.cfg, Store: store, Agents: agents, Context: ctx,
 		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ArtifactURL: func(sum string) string { return "http://artifacts.invalid/" + sum },
+		ArtifactURL: func(_, sum string) string { return "http://artifacts.invalid/" + sum },
 		Revert: func(_ context.Context, p *Push) (string, error) {
 			return "Revert \"" + p.Revision + "\"\n", nil
 		},

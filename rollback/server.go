@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/immune-ops/immune/agentapi"
 )
@@ -31,6 +32,8 @@ type Server struct {
 	// anyone read them.
 	ReadToken string
 	OpenReads bool
+	// Links makes and checks the artifact links agents fetch with.
+	Links *ArtifactLinks
 
 	fleet fleetCache
 }
@@ -42,7 +45,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("PUT /api/v1/artifacts", s.need(s.OperatorToken, s.upload))
-	mux.Handle("GET /api/v1/artifacts/{sha256}", s.need(s.DeployToken, s.artifact))
+	mux.HandleFunc("GET /api/v1/artifacts/{sha256}", s.artifact)
+	mux.Handle("POST /api/v1/artifacts/{sha256}/link", s.need(s.OperatorToken, s.artifactLink))
 	mux.Handle("POST /api/v1/pushes", s.need(s.OperatorToken, s.startPush))
 	mux.HandleFunc("GET /api/v1/pushes", s.pushes)
 	mux.HandleFunc("GET /api/v1/pushes/{id}", s.push)
@@ -102,13 +106,49 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 201, Upload{SHA256: sum, Bytes: n})
 }
 
+// artifact serves an artifact to the holder of a link to it (an agent
+// deploying it) or of the operator token.
 func (s *Server) artifact(w http.ResponseWriter, r *http.Request) {
 	sum := r.PathValue("sha256")
 	if !sha256RE.MatchString(sum) {
 		fail(w, 400, "%q is not a sha256", sum)
 		return
 	}
+	if !agentapi.HasToken(r, s.OperatorToken) {
+		if s.Links == nil {
+			fail(w, 403, "artifact links are off on this coordinator")
+			return
+		}
+		if err := s.Links.Check(sum, r.URL.Query()); err != nil {
+			fail(w, 403, "%v", err)
+			return
+		}
+	}
 	http.ServeFile(w, r, filepath.Join(s.ArtifactDir, sum+".tar.gz"))
+}
+
+// ArtifactLink is the answer of POST /api/v1/artifacts/{sha256}/link: a
+// link to deploy an artifact by hand with.
+type ArtifactLink struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}
+
+func (s *Server) artifactLink(w http.ResponseWriter, r *http.Request) {
+	sum := r.PathValue("sha256")
+	if !sha256RE.MatchString(sum) {
+		fail(w, 400, "%q is not a sha256", sum)
+		return
+	}
+	if _, err := os.Stat(filepath.Join(s.ArtifactDir, sum+".tar.gz")); err != nil {
+		fail(w, 404, "no artifact %s: upload it first", sum)
+		return
+	}
+	if s.Links == nil {
+		fail(w, 403, "artifact links are off on this coordinator")
+		return
+	}
+	writeJSON(w, 200, ArtifactLink{URL: s.Links.URL("by-hand", sum), Expires: time.Now().Add(s.Links.TTL).UTC()})
 }
 
 // Upload is the answer of PUT /api/v1/artifacts: the stored artifact.

@@ -158,7 +158,7 @@ func coordinatorTable(ctx context.Context, w io.Writer) error {
 		}
 		return &rollback.Coordinator{Fleet: f, Store: store, Agents: agents, Context: ctx,
 			Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-			ArtifactURL: func(string) string { return "http://127.0.0.1:1/none" },
+			ArtifactURL: func(string, string) string { return "http://127.0.0.1:1/none" },
 			Revert:      func(context.Context, *rollback.Push) (string, error) { return "", nil }}, nil
 	}
 	type row struct{ what, measured, target string }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -130,6 +131,16 @@ func serve(ctx context.Context, path string, fleet *conf.Fleet, logger *logging.
 		return fmt.Errorf("listen: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
+	var serverTLS *tls.Config
+	if t := fleet.ServeTLS; t != nil {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		serverTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		base = "https://" + ln.Addr().String()
+	}
 	advertised := strings.TrimRight(fleet.AdvertiseURL, "/")
 	if advertised == "" {
 		advertised = base
@@ -142,10 +153,11 @@ func serve(ctx context.Context, path string, fleet *conf.Fleet, logger *logging.
 	}
 	c := &rollback.Coordinator{
 		Fleet: fleet, Store: store, Agents: agents, Log: log, Context: ctx,
-		Revert:      rollback.NewReverter(fleet.Revert, repo),
-		Repo:        repo,
-		ArtifactURL: func(sum string) string { return advertised + "/api/v1/artifacts/" + sum },
+		Revert: rollback.NewReverter(fleet.Revert, repo),
+		Repo:   repo,
 	}
+	links := rollback.NewArtifactLinks(advertised, rollback.DefaultArtifactLinkTTL)
+	c.ArtifactURL = links.URL
 	c.Metrics = rollback.NewMetrics(c)
 	c.PageBase = advertised
 	c.Notify = notify.New(fleet, log)
@@ -157,7 +169,7 @@ func serve(ctx context.Context, path string, fleet *conf.Fleet, logger *logging.
 		}
 	}
 	srv := &rollback.Server{C: c, OperatorToken: operator, DeployToken: agents.DeployToken,
-		ReadToken: reader, OpenReads: fleet.OpenReads,
+		ReadToken: reader, OpenReads: fleet.OpenReads, Links: links,
 		ArtifactDir: filepath.Join(fleet.DataDir, "artifacts")}
 	c.Artifacts = srv.StoreArtifact
 	if shared == nil {
@@ -169,7 +181,12 @@ func serve(ctx context.Context, path string, fleet *conf.Fleet, logger *logging.
 		go lead(ctx, c, shared, log)
 	}
 	hs := &http.Server{Handler: srv.Handler()}
+	// Bounded before TLS, so that a handshake flood holds no more than the cap.
 	ln = netlimit.Default.Apply(hs, ln)
+	if serverTLS != nil {
+		hs.TLSConfig = serverTLS
+		ln = tls.NewListener(ln, serverTLS)
+	}
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -251,7 +268,7 @@ func warnAgentTLS(fleet *conf.Fleet, log *slog.Logger) {
 	for _, h := range fleet.Hosts {
 		host, _, _ := net.SplitHostPort(h.Address)
 		switch t := fleet.TLS(h); {
-		case t == nil && !isLoopback(host):
+		case t == nil && !conf.IsLoopback(host):
 			plain = append(plain, h.Name)
 		case t != nil && t.Insecure:
 			unverified = append(unverified, h.Name)
@@ -263,12 +280,4 @@ func warnAgentTLS(fleet *conf.Fleet, log *slog.Logger) {
 	if len(unverified) > 0 {
 		log.Warn("agents reached with agent_tls insecure: their certificates are not verified", "hosts", strings.Join(unverified, ","))
 	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -126,6 +126,14 @@ func (c *Client) Upload(ctx context.Context, artifact io.Reader) (rollback.Uploa
 	return up, err
 }
 
+// ArtifactLink asks for a link to an uploaded artifact, for a deploy by
+// hand: agents fetch with it, never with the deploy token.
+func (c *Client) ArtifactLink(ctx context.Context, sha256 string) (rollback.ArtifactLink, error) {
+	var l rollback.ArtifactLink
+	err := c.Call(ctx, http.MethodPost, "/api/v1/artifacts/"+sha256+"/link", nil, &l)
+	return l, err
+}
+
 // StartPush starts the push of an uploaded artifact as revision.
 func (c *Client) StartPush(ctx context.Context, revision, sha256, who string) (*rollback.Push, error) {
 	var p rollback.Push
