@@ -2,7 +2,6 @@ package conf
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io/fs"
 	"net"
@@ -103,8 +102,7 @@ func (c *checker) caFile(path, file string) {
 	if !c.files || file == "" || !c.readable(path, file, "") {
 		return
 	}
-	b, err := os.ReadFile(file)
-	if err == nil && !x509.NewCertPool().AppendCertsFromPEM(b) {
+	if _, err := CertPool(file); errors.Is(err, errNoPEM) {
 		c.errorf(path, "%q holds no PEM certificate", file)
 	}
 }

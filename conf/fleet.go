@@ -2,6 +2,7 @@ package conf
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -136,7 +137,9 @@ func (f *Fleet) validateTLS(c *checker) {
 		c.errorf("advertise_url", "%q: the coordinator serves https (tls is set); advertise https://", f.AdvertiseURL)
 		return
 	}
-	if remote := f.remoteHosts(); len(remote) > 0 && strings.HasPrefix(base, "http://") && !f.AllowPlainHTTP {
+	// Checked for a coordinator about to run (Load), not for a tool that
+	// reads its hosts (nagios-config, tests that parse text).
+	if remote := f.remoteHosts(); c.files && len(remote) > 0 && strings.HasPrefix(base, "http://") && !f.AllowPlainHTTP {
 		field := "advertise_url"
 		if f.AdvertiseURL == "" {
 			field = "listen"
@@ -200,13 +203,28 @@ func (t *AgentTLS) validate(c *checker, path string) {
 
 // CertPool reads the CA certificates of ca_file.
 func (t *AgentTLS) CertPool() (*x509.CertPool, error) {
-	pem, err := os.ReadFile(t.CAFile)
+	pool, err := CertPool(t.CAFile)
+	if errors.Is(err, errNoPEM) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read agents' CA: %w", err)
 	}
+	return pool, nil
+}
+
+// errNoPEM is a CA file without a certificate in it.
+var errNoPEM = errors.New("holds no PEM certificate")
+
+// CertPool reads a file of PEM certificates, as CA files are.
+func CertPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", t.CAFile)
+		return nil, fmt.Errorf("%s %w", file, errNoPEM)
 	}
 	return pool, nil
 }

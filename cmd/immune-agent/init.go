@@ -108,13 +108,10 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	} else {
 		steps = append(steps, func() error { return d.WriteToken("agent.token") })
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			fmt.Fprintf(stderr, "immune agent init: %v\n", err)
-			return 1
-		}
+	if err := d.Do(stdout, steps...); err != nil {
+		fmt.Fprintf(stderr, "immune agent init: %v\n", err)
+		return 1
 	}
-	d.Report(stdout)
 	if _, err := loader.Load(v.Config); err != nil {
 		fmt.Fprintf(stderr, "immune agent init: the config does not pass its check:\n%v\n", err)
 		return 1

@@ -16,12 +16,7 @@ import (
 	"github.com/immune-ops/immune/cmd/internal/daemontest"
 )
 
-func TestMain(m *testing.M) {
-	if daemontest.IsMain() {
-		main()
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { daemontest.Main(m, main) }
 
 // agentConfig is a config with the checks named, an API on a free port
 // and the token given.

@@ -118,18 +118,15 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "immune coordinator init: %v\n", err)
 		return 1
 	}
-	for _, step := range []func() error{
+	err = d.Do(stdout,
 		func() error { return d.WriteConfig("fleet.yaml", cfg.Bytes()) },
 		func() error { return d.WriteToken("operator.token") },
 		func() error { return d.WriteToken("deploy.token") },
-		func() error { return d.WriteToken("agent.token") },
-	} {
-		if err := step(); err != nil {
-			fmt.Fprintf(stderr, "immune coordinator init: %v\n", err)
-			return 1
-		}
+		func() error { return d.WriteToken("agent.token") })
+	if err != nil {
+		fmt.Fprintf(stderr, "immune coordinator init: %v\n", err)
+		return 1
 	}
-	d.Report(stdout)
 	if _, err := conf.LoadFleet(v.Config); err != nil {
 		fmt.Fprintf(stderr, "immune coordinator init: the config does not pass its check:\n%v\n", err)
 		return 1

@@ -17,12 +17,7 @@ import (
 	"github.com/immune-ops/immune/fixtures/testpki"
 )
 
-func TestMain(m *testing.M) {
-	if daemontest.IsMain() {
-		main()
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { daemontest.Main(m, main) }
 
 // TestSignals: SIGHUP refuses a broken fleet config and keeps the old
 // one, puts a good one's limits in force without a restart, SIGUSR1

@@ -18,9 +18,17 @@ import (
 // mainEnv is the variable that makes the test binary run main.
 const mainEnv = "IMMUNE_DAEMONTEST_MAIN"
 
-// IsMain reports whether the test binary was started to run main; TestMain
-// calls main then.
+// IsMain reports whether the test binary was started to run main.
 func IsMain() bool { return os.Getenv(mainEnv) == "1" }
+
+// Main is a daemon's TestMain: it runs main when Start asked for it,
+// else the tests.
+func Main(m *testing.M, main func()) {
+	if IsMain() {
+		main()
+	}
+	os.Exit(m.Run())
+}
 
 // Proc is the daemon running, logging JSON lines to Log.
 type Proc struct {

@@ -104,6 +104,18 @@ func NewToken() string {
 	return hex.EncodeToString(b)
 }
 
+// Do runs the steps that write the files, stopping at the first error,
+// then reports what was written and kept.
+func (d *Dir) Do(w io.Writer, steps ...func() error) error {
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	d.Report(w)
+	return nil
+}
+
 // Report prints what was written and what was kept.
 func (d *Dir) Report(w io.Writer) {
 	for _, p := range d.Written {
