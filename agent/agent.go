@@ -136,13 +136,14 @@ func (a *Agent) setupNRPE() error {
 		hosts = append(hosts, p)
 	}
 	s := &NRPEServer{
-		PlainText:    n.Plaintext,
-		AllowedHosts: hosts,
-		AllowArgs:    n.AllowArguments,
-		Handler:      a.answerNRPE,
-		Timeout:      n.Timeout.D(),
-		MaxConns:     n.MaxConnections,
-		Logger:       a.log,
+		PlainText:        n.Plaintext,
+		AllowedHosts:     hosts,
+		AllowArgs:        n.AllowArguments,
+		Handler:          a.answerNRPE,
+		Timeout:          n.Timeout.D(),
+		HandshakeTimeout: n.HandshakeTimeout.D(),
+		MaxConns:         n.MaxConnections,
+		Logger:           a.log,
 	}
 	var err error
 	switch {

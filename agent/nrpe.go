@@ -77,8 +77,12 @@ type NRPEServer struct {
 	// dont_blame_nrpe); without it such queries are refused.
 	AllowArgs bool
 	Handler   NRPEHandler
-	// Timeout bounds each connection: TLS handshake, reading the query and
-	// running the command. Zero means 60 s, NRPE's command_timeout.
+	// HandshakeTimeout bounds the TLS handshake and reading the query, so
+	// that a client that connects and sends nothing soon lets go of its
+	// connection slot. Zero means 5 s.
+	HandshakeTimeout time.Duration
+	// Timeout bounds running the command a query names: NRPE's
+	// command_timeout. Zero means 60 s.
 	Timeout time.Duration
 	// MaxConns caps connections served at once; past it, clients wait in
 	// the listen backlog. Zero means 16.
@@ -93,10 +97,13 @@ type NRPEServer struct {
 
 // Defaults and limits from NRPE 4.
 const (
-	nrpeDefaultTimeout  = 60 * time.Second
-	nrpeDefaultMaxConns = 16
-	nrpeDefaultVersion  = "4.1.0"
-	nrpeHelloCommand    = "_NRPE_CHECK"
+	nrpeDefaultTimeout = 60 * time.Second
+	// nrpeDefaultHandshakeTimeout is not NRPE's: NRPE gives the handshake
+	// all of command_timeout.
+	nrpeDefaultHandshakeTimeout = 5 * time.Second
+	nrpeDefaultMaxConns         = 16
+	nrpeDefaultVersion          = "4.1.0"
+	nrpeHelloCommand            = "_NRPE_CHECK"
 	// nrpeMaxArgs is NRPE's MAX_COMMAND_ARGUMENTS ($ARG1$ to $ARG16$).
 	nrpeMaxArgs = 16
 	// nrpeNastyMetachars are the characters NRPE refuses anywhere in a
@@ -106,12 +113,20 @@ const (
 	// nrpeWriteGrace lets the answer to a command that used all of Timeout
 	// still reach the client.
 	nrpeWriteGrace = 5 * time.Second
+	// nrpeLogEvery is how often a flood of refused or evicted connections
+	// is logged.
+	nrpeLogEvery = 10 * time.Second
 )
 
 // Serve answers connections on ln until ctx ends, then closes ln, cuts open
 // connections short and returns nil once every connection's goroutine has
 // finished. It returns an error if the server is misconfigured or ln fails
 // for good; ln is closed either way.
+//
+// A client not in AllowedHosts is hung up on as soon as it is accepted,
+// before it can take a connection slot, and its refusal is logged at most
+// once per nrpeLogEvery. Slots are handed out by nrpeConns, which closes a
+// connection that sits idle when a newcomer needs its slot.
 func (s *NRPEServer) Serve(ctx context.Context, ln net.Listener) error {
 	defer ln.Close()
 	if err := s.validate(); err != nil {
@@ -120,19 +135,19 @@ func (s *NRPEServer) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 
+	refused := newLogLimiter(s.logger(), "nrpe: connection from host not in allowed hosts refused", nrpeLogEvery)
+	defer refused.stop()
+	evictions := newLogLimiter(s.logger(), "nrpe: closed a connection that sent no query, to make room for a new one", nrpeLogEvery)
+	defer evictions.stop()
 	var wg sync.WaitGroup
+	// Connections end before the limiters stop, so that their last lines
+	// are written before Serve returns.
 	defer wg.Wait()
-	slots := make(chan struct{}, s.maxConns())
+	conns := newNRPEConns(s.maxConns(), evictions)
 	backoff := time.Duration(0)
 	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
 		conn, err := ln.Accept()
 		if err != nil {
-			<-slots
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -151,11 +166,22 @@ func (s *NRPEServer) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		remote, err := netip.ParseAddrPort(conn.RemoteAddr().String())
+		if err != nil || !s.allowed(remote.Addr()) {
+			refused.note(conn.RemoteAddr().String())
+			nrpeRefuse(conn)
+			continue
+		}
+		slot, err := conns.acquire(ctx, conn)
+		if err != nil {
+			conn.Close()
+			return nil
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
-			s.serveConn(ctx, conn)
+			defer slot.release()
+			s.serveConn(ctx, conn, slot)
 		}()
 	}
 }
@@ -170,6 +196,9 @@ func (s *NRPEServer) validate() error {
 	if s.Timeout < 0 {
 		return fmt.Errorf("nrpe: negative Timeout %s", s.Timeout)
 	}
+	if s.HandshakeTimeout < 0 {
+		return fmt.Errorf("nrpe: negative HandshakeTimeout %s", s.HandshakeTimeout)
+	}
 	if s.MaxConns < 0 {
 		return fmt.Errorf("nrpe: negative MaxConns %d", s.MaxConns)
 	}
@@ -181,6 +210,13 @@ func (s *NRPEServer) timeout() time.Duration {
 		return nrpeDefaultTimeout
 	}
 	return s.Timeout
+}
+
+func (s *NRPEServer) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout == 0 {
+		return nrpeDefaultHandshakeTimeout
+	}
+	return s.HandshakeTimeout
 }
 
 func (s *NRPEServer) maxConns() int {
@@ -216,7 +252,7 @@ func (s *NRPEServer) allowed(addr netip.Addr) bool {
 	return false
 }
 
-func (s *NRPEServer) serveConn(ctx context.Context, conn net.Conn) {
+func (s *NRPEServer) serveConn(ctx context.Context, conn net.Conn, slot *nrpeConn) {
 	defer conn.Close()
 	log := s.logger().With("remote", conn.RemoteAddr().String())
 	// Shutting down cuts every blocked read and write at once. The raw
@@ -225,24 +261,21 @@ func (s *NRPEServer) serveConn(ctx context.Context, conn net.Conn) {
 	raw := conn
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	remote, err := netip.ParseAddrPort(conn.RemoteAddr().String())
-	if err != nil || !s.allowed(remote.Addr()) {
-		log.Warn("nrpe: connection from host not in allowed hosts refused")
-		nrpeReset(conn)
-		return
+	// A failure after an eviction is the eviction, logged already.
+	logFailure := func(msg string, args ...any) {
+		if !slot.wasEvicted() {
+			log.Info(msg, args...)
+		}
 	}
 
-	runCtx, cancel := context.WithTimeout(ctx, s.timeout())
-	defer cancel()
-	deadline, _ := runCtx.Deadline()
-	if err := conn.SetDeadline(deadline); err != nil {
-		log.Info("nrpe: set connection deadline", "err", err)
+	if err := conn.SetDeadline(time.Now().Add(s.handshakeTimeout())); err != nil {
+		logFailure("nrpe: set connection deadline", "err", err)
 		return
 	}
 	if s.TLSConfig != nil {
 		tc := tls.Server(conn, s.TLSConfig)
-		if err := tc.HandshakeContext(runCtx); err != nil {
-			log.Info("nrpe: TLS handshake failed", "err", err)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			logFailure("nrpe: TLS handshake failed", "err", err)
 			return
 		}
 		conn = tc
@@ -251,11 +284,22 @@ func (s *NRPEServer) serveConn(ctx context.Context, conn net.Conn) {
 	if err != nil {
 		// NRPE answers nothing to a packet it cannot trust; check_nrpe
 		// takes the silence as "try v2".
-		log.Info("nrpe: read query", "err", err)
+		logFailure("nrpe: read query", "err", err)
 		return
 	}
 	if req.Type != nrpe.Query {
 		log.Info("nrpe: packet is not a query", "type", req.Type.String())
+		return
+	}
+	if !slot.start() {
+		return
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	deadline, _ := runCtx.Deadline()
+	if err := conn.SetDeadline(deadline); err != nil {
+		log.Info("nrpe: set connection deadline", "err", err)
 		return
 	}
 	state, text := s.answer(runCtx, log, req.Buffer)
@@ -274,18 +318,16 @@ func (s *NRPEServer) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
-// nrpeReset hangs up on a refused client as NRPE does: with a reset once
-// the client has sent its first bytes, so check_nrpe reports "Connection
-// reset by peer". Hanging up before those bytes arrive instead gets
-// check_nrpe killed by SIGPIPE when it writes them, with no output at all.
-func nrpeReset(conn net.Conn) {
-	var first [1024]byte
-	if conn.SetReadDeadline(time.Now().Add(time.Second)) == nil {
-		conn.Read(first[:])
-	}
+// nrpeRefuse hangs up on a client at once, with a reset: no TLS handshake,
+// no read, no waiting on it. check_nrpe reports "Connection reset by peer"
+// whether the reset comes before or after it sends its first bytes. (A
+// plain close would not do: the client writes into the half-closed
+// connection, and the reset that answers that kills check_nrpe by SIGPIPE.)
+func nrpeRefuse(conn net.Conn) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
+	conn.Close()
 }
 
 // answer checks a query as NRPE does and runs it. Refusals carry NRPE's

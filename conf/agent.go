@@ -87,8 +87,13 @@ type NRPE struct {
 	KeyFile  string `yaml:"key_file"`
 	// ClientCAFile, when set, requires clients to show a certificate it signed.
 	ClientCAFile string `yaml:"client_ca_file"`
-	// Timeout for one connection (default 10s).
+	// Timeout for running the command a query names, NRPE's
+	// command_timeout (default 10s).
 	Timeout Duration `yaml:"timeout"`
+	// HandshakeTimeout for the TLS handshake and reading the query (default
+	// 5s): a client that connects and sends nothing lets go of its
+	// connection slot this soon, or sooner when a new client needs it.
+	HandshakeTimeout Duration `yaml:"handshake_timeout"`
 	// MaxConnections served at once (default 64).
 	MaxConnections int `yaml:"max_connections"`
 }
@@ -160,6 +165,7 @@ const (
 	DefaultTimeout          = 10 * time.Second
 	DefaultMaxConcurrent    = 4
 	DefaultNRPETimeout      = 10 * time.Second
+	DefaultNRPEHandshake    = 5 * time.Second
 	DefaultNRPEMaxConns     = 64
 	DefaultSpoolMaxBytes    = 64 << 20
 	DefaultDeployKeep       = 5
@@ -391,6 +397,11 @@ func (n *NRPE) validate(c *checker, checks []Check) {
 	}
 	if n.Timeout == 0 {
 		n.Timeout = Duration(DefaultNRPETimeout)
+	}
+	if n.HandshakeTimeout == 0 {
+		n.HandshakeTimeout = Duration(DefaultNRPEHandshake)
+	} else if n.HandshakeTimeout < 0 {
+		c.errorf("nrpe.handshake_timeout", "%s: must be positive", n.HandshakeTimeout)
 	}
 	if n.MaxConnections == 0 {
 		n.MaxConnections = DefaultNRPEMaxConns
