@@ -57,6 +57,10 @@ type Agent struct {
 	gauges         *Gauges
 	deployer       *Deployer
 	passive        *Passive
+
+	// nrpeQueueTimeout is how long an NRPE query waits for one of
+	// max_concurrent's slots.
+	nrpeQueueTimeout time.Duration
 }
 
 // New prepares an agent: it creates the data dir, loads the saved state,
@@ -163,6 +167,7 @@ func (a *Agent) setupNRPE() error {
 		return fmt.Errorf("nrpe: %w", err)
 	}
 	a.nrpe = s
+	a.nrpeQueueTimeout = n.QueueTimeout.D()
 	return nil
 }
 
@@ -183,7 +188,7 @@ func (a *Agent) answerNRPE(ctx context.Context, command string, args []string) (
 			return st.Result, nil
 		}
 	}
-	st, err := sched.RunNow(ctx, command, args)
+	st, err := sched.RunNow(ctx, command, args, a.nrpeQueueTimeout)
 	if err != nil {
 		return nagios.Result{}, err
 	}

@@ -376,9 +376,13 @@ func (s *NRPEServer) answer(ctx context.Context, log *slog.Logger, query string)
 
 	res, err := s.Handler(ctx, command, args)
 	var undefined *NRPEUndefinedCommandError
+	var queueFull *CheckQueueFullError
 	switch {
 	case errors.As(err, &undefined):
 		return nagios.Unknown, fmt.Sprintf("NRPE: Command '%s' not defined", command)
+	case errors.As(err, &queueFull):
+		log.Warn("nrpe: query not run", "query", query, "reason", err)
+		return nagios.Unknown, "NRPE: " + queueFull.Error()
 	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nagios.Unknown, fmt.Sprintf("NRPE: Command timed out after %d seconds", int(s.timeout().Seconds()))
 	case err != nil:

@@ -172,10 +172,13 @@ func (s *Scheduler) runOnce(ctx context.Context, j *job, c checks.Check) nagios.
 	return r
 }
 
-// RunNow runs the named check at once, with NRPE arguments when it takes
+// RunNow runs the named check now, with NRPE arguments when it takes
 // them, and returns its status. A query while the check runs on schedule
-// waits for that run rather than starting a second one.
-func (s *Scheduler) RunNow(ctx context.Context, name string, args []string) (Status, error) {
+// waits for that run rather than starting a second one. Otherwise the run
+// takes one of max_concurrent's slots as a scheduled run does, waiting for
+// one at most queueTimeout (and no later than ctx's deadline); past that it
+// returns a *CheckQueueFullError.
+func (s *Scheduler) RunNow(ctx context.Context, name string, args []string, queueTimeout time.Duration) (Status, error) {
 	j, ok := s.jobs[name]
 	if !ok {
 		return Status{}, &UndefinedCheckError{Name: name}
@@ -201,7 +204,50 @@ func (s *Scheduler) RunNow(ctx context.Context, name string, args []string) (Sta
 			defer cl.Close()
 		}
 	}
+	release, err := s.queue(ctx, name, queueTimeout)
+	if err != nil {
+		return Status{}, err
+	}
+	defer release()
 	return s.execute(ctx, j, c), nil
+}
+
+// queue takes a slot for a run on demand, waiting at most queueTimeout and
+// no later than ctx's deadline.
+func (s *Scheduler) queue(ctx context.Context, name string, queueTimeout time.Duration) (release func(), err error) {
+	release = func() { <-s.sem }
+	select {
+	case s.sem <- struct{}{}:
+		return release, nil
+	default:
+	}
+	wait := queueTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl))
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case s.sem <- struct{}{}:
+		return release, nil
+	case <-timer.C:
+		return nil, &CheckQueueFullError{Check: name, Running: len(s.sem), Max: cap(s.sem), Waited: wait}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a check slot: %w", ctx.Err())
+	}
+}
+
+// CheckQueueFullError is a run on demand that found every one of
+// max_concurrent's slots taken for as long as it could wait.
+type CheckQueueFullError struct {
+	Check        string
+	Running, Max int
+	Waited       time.Duration
+}
+
+func (e *CheckQueueFullError) Error() string {
+	return fmt.Sprintf("check queue full (max_concurrent %d, %d running): %s waited %s for a slot",
+		e.Max, e.Running, e.Check, e.Waited.Round(time.Millisecond))
 }
 
 // UndefinedCheckError is a query for a check the config does not define.

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,5 +59,62 @@ func TestNextRun(t *testing.T) {
 	}
 	if got := a.Sub(a.Truncate(time.Minute)); got != offset {
 		t.Errorf("slot at %v into the minute, want the splay %v", got, offset)
+	}
+}
+
+// TestNRPEQueuesForMaxConcurrent: an NRPE query takes one of the
+// scheduler's max_concurrent slots like a scheduled run. With the only
+// slot held by a slow check, Debian's check_nrpe is answered UNKNOWN after
+// nrpe.queue_timeout, saying why, instead of the check running beside it.
+func TestNRPEQueuesForMaxConcurrent(t *testing.T) {
+	checkNRPE(t)
+	testdata, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := conf.ParseAgent("test.yaml", []byte(fmt.Sprintf(`
+host: test1
+host_type: www
+data_dir: %s
+max_concurrent: 1
+checks:
+  - name: sleepy
+    plugin: %s/check_sleepy
+    interval: 1s
+    timeout: 20s
+  - name: check_load
+    builtin: check_load
+    args: [-w, "1000", -c, "2000"]
+    interval: 1h
+nrpe:
+  listen: 127.0.0.1:0
+  queue_timeout: 1s
+`, t.TempDir(), testdata)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, cfg)
+	sleepy := a.sched.jobs["sleepy"]
+	deadline := time.Now().Add(10 * time.Second)
+	for sleepy.running.TryLock() {
+		sleepy.running.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("sleepy never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	start := time.Now()
+	code, out := agentNRPE(t, a, "-t", "10", "-c", "check_load")
+	took := time.Since(start)
+	want := "NRPE: check queue full (max_concurrent 1, 1 running): check_load waited 1s for a slot\n"
+	if code != 3 || out != want {
+		t.Errorf("check_nrpe while sleepy holds the only slot: %d %q, want 3 %q", code, out, want)
+	}
+	if took < time.Second || took > 5*time.Second {
+		t.Errorf("answered after %v, want after the 1s queue timeout", took)
+	}
+	if st, ok := a.store.Get("check_load"); ok && st.Checked() && st.LastCheck.After(start) {
+		t.Errorf("check_load ran beside sleepy: %+v", st)
 	}
 }

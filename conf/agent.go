@@ -94,6 +94,10 @@ type NRPE struct {
 	// 5s): a client that connects and sends nothing lets go of its
 	// connection slot this soon, or sooner when a new client needs it.
 	HandshakeTimeout Duration `yaml:"handshake_timeout"`
+	// QueueTimeout is how long a query waits for one of max_concurrent's
+	// slots when every one runs a check (default 3s); then it is answered
+	// UNKNOWN, saying the check queue is full.
+	QueueTimeout Duration `yaml:"queue_timeout"`
 	// MaxConnections served at once (default 64).
 	MaxConnections int `yaml:"max_connections"`
 }
@@ -166,6 +170,7 @@ const (
 	DefaultMaxConcurrent    = 4
 	DefaultNRPETimeout      = 10 * time.Second
 	DefaultNRPEHandshake    = 5 * time.Second
+	DefaultNRPEQueueTimeout = 3 * time.Second
 	DefaultNRPEMaxConns     = 64
 	DefaultSpoolMaxBytes    = 64 << 20
 	DefaultDeployKeep       = 5
@@ -402,6 +407,11 @@ func (n *NRPE) validate(c *checker, checks []Check) {
 		n.HandshakeTimeout = Duration(DefaultNRPEHandshake)
 	} else if n.HandshakeTimeout < 0 {
 		c.errorf("nrpe.handshake_timeout", "%s: must be positive", n.HandshakeTimeout)
+	}
+	if n.QueueTimeout == 0 {
+		n.QueueTimeout = Duration(DefaultNRPEQueueTimeout)
+	} else if n.QueueTimeout < 0 {
+		c.errorf("nrpe.queue_timeout", "%s: must be positive", n.QueueTimeout)
 	}
 	if n.MaxConnections == 0 {
 		n.MaxConnections = DefaultNRPEMaxConns
