@@ -253,6 +253,10 @@ func (d *Deployer) install(ctx context.Context, req agentapi.DeployRequest) erro
 	if sum != req.SHA256 {
 		return failf(http.StatusUnprocessableEntity, "artifact %s has sha256 %s, not %s: nothing unpacked", req.ArtifactURL, sum, req.SHA256)
 	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("size download file: %w", err)
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("rewind download file: %w", err)
 	}
@@ -269,7 +273,8 @@ func (d *Deployer) install(ctx context.Context, req agentapi.DeployRequest) erro
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("make unpack dir: %w", err)
 	}
-	if err := unpack(ctx, f, tmp); err != nil {
+	lim := unpackLimits{MaxBytes: d.cfg.MaxUnpackedBytes, MaxEntries: d.cfg.MaxEntries, MinFree: d.cfg.MinFreeBytes, ArtifactBytes: size}
+	if err := unpack(ctx, f, tmp, lim); err != nil {
 		return err
 	}
 	seq, err := d.nextSeq()

@@ -38,6 +38,7 @@ func releaseArtifact(t *testing.T, rev string, extra ...entry) []byte {
 		symlinkEntry("./lib/version", "../VERSION"),
 		hardlinkEntry("./app", "./bin/app"),
 		{name: "./secrets/", typ: tar.TypeDir, mode: 0o500},
+		{name: "./tmp/", typ: tar.TypeDir, mode: 0o1777},
 		fileEntry("implicit/parent/file", "x"),
 	}, extra...)...)
 }
@@ -161,6 +162,8 @@ deploy:
   hook_timeout: 2s
   token_file: %s
   max_artifact_bytes: 65536
+  max_unpacked_bytes: 1048576
+  max_entries: 1000
 `, filepath.Join(dir, "data"), e.root, keep, hook, hook, tokenFile)
 	cfg, err := conf.ParseAgent("deploy.yaml", []byte(text))
 	if err != nil {
@@ -399,6 +402,8 @@ func TestDeployRefusesArtifacts(t *testing.T) {
 	cases := append([]refusal{
 		{name: "oversize", artifact: oversize, want: fmt.Sprintf("is %d bytes, over max_artifact_bytes (65536)", len(oversize))},
 		{name: "oversize chunked", artifact: oversize, chunked: true, want: "is over max_artifact_bytes (65536)"},
+		{name: "unpacks past max_unpacked_bytes", artifact: zeros(t, 1, 16<<20), want: "unpacks to more than max_unpacked_bytes (1048576)"},
+		{name: "more than max_entries", artifact: manyFiles(t, 1001, 0), want: "more than max_entries (1000) entries"},
 	}, refusedArtifacts(t)...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

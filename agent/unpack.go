@@ -14,14 +14,20 @@ import (
 )
 
 // unpack extracts a tar.gz into dir, refusing (422) any entry that could
-// reach outside it. Every write goes through an os.Root as well, so a
-// mistake in these checks still cannot write outside dir.
-func unpack(ctx context.Context, r io.Reader, dir string) error {
+// reach outside it, and stopping at the limits lim sets (see unpackBudget).
+// Every write goes through an os.Root as well, so a mistake in these checks
+// still cannot write outside dir. What was unpacked before an error is
+// left for the caller to remove.
+func unpack(ctx context.Context, r io.Reader, dir string, lim unpackLimits) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("open unpack dir: %w", err)
 	}
 	defer root.Close()
+	budget, err := newUnpackBudget(dir, lim)
+	if err != nil {
+		return err
+	}
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return failf(http.StatusUnprocessableEntity, "artifact is not a tar.gz: %v", err)
@@ -44,13 +50,13 @@ func unpack(ctx context.Context, r io.Reader, dir string) error {
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // metadata only, such as git archive's commit id
 		}
-		if err := unpackEntry(root, tr, hdr, seen); err != nil {
+		if err := unpackEntry(root, tr, hdr, seen, budget); err != nil {
 			return err
 		}
 	}
 }
 
-func unpackEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, seen map[string]byte) error {
+func unpackEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, seen map[string]byte, budget *unpackBudget) error {
 	refuse := func(format string, args ...any) error {
 		return failf(http.StatusUnprocessableEntity, "artifact refused, nothing unpacked: entry %q: %s", hdr.Name, fmt.Sprintf(format, args...))
 	}
@@ -72,6 +78,24 @@ func unpackEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, seen map[string
 	default:
 		return refuse("%s entries are refused: only files, directories and symlinks", entryKind(hdr.Typeflag))
 	}
+	// Every directory made counts, named in the artifact or not: deep
+	// names must not make more than max_entries of them.
+	made := 0
+	for p := parent; p != "."; p = path.Dir(p) {
+		if _, ok := seen[p]; !ok {
+			made++
+		}
+	}
+	if _, ok := seen[name]; !ok && name != "." {
+		made++
+	}
+	size := int64(0)
+	if hdr.Typeflag == tar.TypeReg {
+		size = hdr.Size
+	}
+	if err := budget.take(name, made, size); err != nil {
+		return err
+	}
 	if err := root.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("unpack %s: %w", name, err)
 	}
@@ -87,8 +111,15 @@ func unpackEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, seen map[string
 		if err := root.MkdirAll(name, 0o755); err != nil {
 			return fmt.Errorf("unpack %s: %w", name, err)
 		}
-		// Always writable by the agent, so that pruning can remove it.
-		if err := root.Chmod(name, perm|0o700); err != nil {
+		// Always writable by the agent, so that pruning can remove it. A
+		// shared scratch dir (1777) keeps its sticky bit, so that its users
+		// cannot remove each other's files; setuid and setgid are dropped,
+		// as they are on files. Chmod, unlike Mkdir, ignores the umask.
+		mode := perm | 0o700
+		if hdr.Mode&tarSticky != 0 {
+			mode |= os.ModeSticky
+		}
+		if err := root.Chmod(name, mode); err != nil {
 			return fmt.Errorf("unpack %s: %w", name, err)
 		}
 	case tar.TypeReg:
@@ -127,6 +158,9 @@ func unpackEntry(root *os.Root, tr *tar.Reader, hdr *tar.Header, seen map[string
 	seen[name] = hdr.Typeflag
 	return nil
 }
+
+// tarSticky is the sticky bit (c_ISVTX) in a tar header's Mode.
+const tarSticky = 0o1000
 
 // entryName is a tar entry's name, cleaned, if it stays inside the release.
 func entryName(raw string) (string, error) {

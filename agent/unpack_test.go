@@ -6,11 +6,13 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -122,7 +124,7 @@ func TestUnpackRefuses(t *testing.T) {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			err := unpack(context.Background(), bytes.NewReader(tc.artifact), dir)
+			err := unpack(context.Background(), bytes.NewReader(tc.artifact), dir, unpackLimits{})
 			var de *deployError
 			if !errors.As(err, &de) || de.code != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("unpack: %v, want a 422 with %q", err, tc.want)
@@ -139,7 +141,7 @@ func TestUnpackRefuses(t *testing.T) {
 // TestUnpack unpacks a good artifact of every kind of entry allowed.
 func TestUnpack(t *testing.T) {
 	dir := t.TempDir()
-	if err := unpack(context.Background(), bytes.NewReader(releaseArtifact(t, "R1")), dir); err != nil {
+	if err := unpack(context.Background(), bytes.NewReader(releaseArtifact(t, "R1")), dir, unpackLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -155,6 +157,8 @@ func TestUnpack(t *testing.T) {
 		{"lib/version", os.ModeSymlink | 0o777, "R1\n"},
 		// Always writable by the agent, so that pruning can remove it.
 		{"secrets", os.ModeDir | 0o700, ""},
+		// A shared scratch dir keeps its sticky bit, as tar -x does.
+		{"tmp", os.ModeDir | os.ModeSticky | 0o777, ""},
 		{"implicit/parent", os.ModeDir | 0o755, ""},
 		{"implicit/parent/file", 0o644, "x"},
 	} {
@@ -200,5 +204,122 @@ func TestSymlinkInside(t *testing.T) {
 		if err := symlinkInside(tc.name, tc.target); (err == nil) != tc.ok {
 			t.Errorf("symlinkInside(%q, %q) = %v, want ok %v", tc.name, tc.target, err, tc.ok)
 		}
+	}
+}
+
+// zeroFileHeader is an artifact whose only entry claims size bytes of
+// zeros, cut off after the header: unpack must refuse it on the header
+// alone, without writing (or even reading) its contents.
+func zeroFileHeader(t *testing.T, name string, size int64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+// zeros is a tar.gz of n files of size bytes of zeros each: a few KB
+// that unpack to n*size.
+func zeros(t *testing.T, n int, size int64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	tw := tar.NewWriter(zw)
+	for i := range n {
+		if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("zeros/%d", i), Typeflag: tar.TypeReg, Mode: 0o644, Size: size}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(tw, zeroReader{}, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// manyFiles is a tar.gz of n empty files, in dirs nested depth deep.
+func manyFiles(t *testing.T, n, depth int) []byte {
+	var entries []entry
+	dir := strings.Repeat("d/", depth)
+	for i := range n {
+		entries = append(entries, fileEntry(fmt.Sprintf("%sf%d", dir, i), ""))
+	}
+	return tarGz(t, entries...)
+}
+
+// freeBytes is what unpack reads as the free space of dir's filesystem.
+func freeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * st.Bsize
+}
+
+// TestUnpackLimits: an artifact that unpacks past max_unpacked_bytes or
+// max_entries, or would leave less than min_free_bytes free, is refused
+// with an error naming the limit, before the entry that crosses it is
+// written; one that fits exactly is unpacked.
+func TestUnpackLimits(t *testing.T) {
+	free := freeBytes(t, t.TempDir())
+	const mib = 1 << 20
+	tests := []struct {
+		name     string
+		artifact []byte
+		limits   unpackLimits
+		code     int
+		want     string
+		// written is the entry that must not be on disk afterwards.
+		notWritten string
+	}{
+		{name: "bomb: 3 KB to 64 MiB", artifact: zeros(t, 1, 64*mib), limits: unpackLimits{MaxBytes: mib},
+			code: 422, want: `unpacks to more than max_unpacked_bytes (1048576) at entry "zeros/0"`, notWritten: "zeros/0"},
+		{name: "header only, 1 TiB claimed", artifact: zeroFileHeader(t, "huge", 1<<40), limits: unpackLimits{MaxBytes: 2 << 30},
+			code: 422, want: `unpacks to more than max_unpacked_bytes (2147483648) at entry "huge"`, notWritten: "huge"},
+		{name: "many small files add up", artifact: zeros(t, 3, mib/2), limits: unpackLimits{MaxBytes: mib},
+			code: 422, want: `more than max_unpacked_bytes (1048576) at entry "zeros/2"`, notWritten: "zeros/2"},
+		{name: "bytes exactly at the limit", artifact: zeros(t, 2, mib/2), limits: unpackLimits{MaxBytes: mib}},
+		{name: "too many files", artifact: manyFiles(t, 101, 0), limits: unpackLimits{MaxEntries: 100},
+			code: 422, want: `more than max_entries (100) entries at entry "f100"`, notWritten: "f100"},
+		{name: "entries exactly at the limit", artifact: manyFiles(t, 100, 0), limits: unpackLimits{MaxEntries: 100}},
+		// Every directory made counts, named in the artifact or not.
+		{name: "implicit directories count", artifact: manyFiles(t, 1, 100), limits: unpackLimits{MaxEntries: 100},
+			code: 422, want: "more than max_entries (100) entries", notWritten: "d"},
+		{name: "disk would fill while unpacking", artifact: zeroFileHeader(t, "huge", 512*mib), limits: unpackLimits{MinFree: free - 64*mib},
+			code: 507, want: `unpacking entry "huge" would leave less than min_free_bytes`, notWritten: "huge"},
+		{name: "disk too full to start", artifact: manyFiles(t, 1, 0), limits: unpackLimits{MinFree: free - 64*mib, ArtifactBytes: 512 * mib},
+			code: 507, want: "the artifact (536870912 bytes) would leave less than min_free_bytes", notWritten: "f0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			err := unpack(context.Background(), bytes.NewReader(tc.artifact), dir, tc.limits)
+			if tc.code == 0 {
+				if err != nil {
+					t.Fatalf("unpack: %v", err)
+				}
+				return
+			}
+			var de *deployError
+			if !errors.As(err, &de) || de.code != tc.code || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("unpack: %v, want a %d with %q", err, tc.code, tc.want)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, tc.notWritten)); err == nil {
+				t.Errorf("%s was written", tc.notWritten)
+			}
+		})
 	}
 }

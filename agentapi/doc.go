@@ -67,8 +67,15 @@
 // symlinks that are absolute or whose target has ".." after a name or more
 // leading ".." than the link is deep, hard links to anything but a regular
 // file already in the artifact, entries inside a symlink or a file, and
-// devices, fifos and every other kind but files, dirs and symlinks. File
-// modes keep their permission bits only (no setuid, setgid or sticky bit).
+// devices, fifos and every other kind but files, dirs and symlinks; and
+// artifacts that unpack to more than deploy.max_unpacked_bytes of files or
+// deploy.max_entries files, dirs and links (dirs implied by names count),
+// refused at the entry that crosses the limit, before it is written. A
+// deploy that would leave less than deploy.min_free_bytes free on the
+// root's filesystem (checked against the artifact's size before unpacking,
+// then entry by entry) is a 507 and leaves nothing behind either. File
+// modes keep their permission bits only (no setuid or setgid), and a
+// directory its sticky bit.
 //
 // Other answers: 400 for a bad request body (revision names are
 // [A-Za-z0-9._-]{1,64} but not "." or ".." and not starting with '-', see

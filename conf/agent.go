@@ -157,6 +157,15 @@ type Deploy struct {
 	TokenFile string `yaml:"token_file"`
 	// MaxArtifactBytes bounds the download of one artifact (default 1 GiB).
 	MaxArtifactBytes int64 `yaml:"max_artifact_bytes"`
+	// MaxUnpackedBytes bounds the files one artifact unpacks to, summed
+	// (default 2 GiB), and MaxEntries the files, dirs and links it makes
+	// (default 100000): a small artifact cannot fill the disk or its inodes.
+	MaxUnpackedBytes int64 `yaml:"max_unpacked_bytes"`
+	MaxEntries       int   `yaml:"max_entries"`
+	// MinFreeBytes is the space a deploy leaves free on root's filesystem
+	// (default 512 MiB): checked against the artifact's size before
+	// unpacking, and against each entry's as it is unpacked.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
 	// ArtifactCAFile verifies the coordinator's certificate when it
 	// serves artifacts over https (default: the system's roots).
 	ArtifactCAFile string `yaml:"artifact_ca_file"`
@@ -176,6 +185,9 @@ const (
 	DefaultDeployKeep       = 5
 	DefaultHookTimeout      = 60 * time.Second
 	DefaultMaxArtifactBytes = 1 << 30
+	DefaultMaxUnpackedBytes = 2 << 30
+	DefaultMaxEntries       = 100000
+	DefaultMinFreeBytes     = 512 << 20
 	// MinInterval is the shortest schedule: anything faster is a mistake
 	// that would load the host it watches.
 	MinInterval = time.Second
@@ -519,5 +531,20 @@ func (d *Deploy) validate(c *checker) {
 		d.MaxArtifactBytes = DefaultMaxArtifactBytes
 	} else if d.MaxArtifactBytes < 0 {
 		c.errorf("deploy.max_artifact_bytes", "%d: must be positive", d.MaxArtifactBytes)
+	}
+	if d.MaxUnpackedBytes == 0 {
+		d.MaxUnpackedBytes = DefaultMaxUnpackedBytes
+	} else if d.MaxUnpackedBytes < 0 {
+		c.errorf("deploy.max_unpacked_bytes", "%d: must be positive", d.MaxUnpackedBytes)
+	}
+	if d.MaxEntries == 0 {
+		d.MaxEntries = DefaultMaxEntries
+	} else if d.MaxEntries < 0 {
+		c.errorf("deploy.max_entries", "%d: must be positive", d.MaxEntries)
+	}
+	if d.MinFreeBytes == 0 {
+		d.MinFreeBytes = DefaultMinFreeBytes
+	} else if d.MinFreeBytes < 0 {
+		c.errorf("deploy.min_free_bytes", "%d: must be positive", d.MinFreeBytes)
 	}
 }

@@ -84,7 +84,8 @@ func TestExampleDeployConfig(t *testing.T) {
 	}
 	d := a.Deploy
 	if d == nil || d.Root != "/srv/www" || d.Keep != 5 || d.HookTimeout.D() != time.Minute || d.TokenFile == "" ||
-		d.MaxArtifactBytes != DefaultMaxArtifactBytes || len(d.PreActivate) == 0 || len(d.PostActivate) == 0 {
+		d.MaxArtifactBytes != DefaultMaxArtifactBytes || len(d.PreActivate) == 0 || len(d.PostActivate) == 0 ||
+		d.MaxUnpackedBytes != DefaultMaxUnpackedBytes || d.MaxEntries != DefaultMaxEntries || d.MinFreeBytes != DefaultMinFreeBytes {
 		t.Errorf("deploy section: %+v", d)
 	}
 	if b, err := ParseAgent("deploy.yaml", []byte("host_type: www\nhttp: {listen: \"127.0.0.1:0\"}\ndeploy: {root: /srv/www, token_file: /t}\n")); err != nil {
