@@ -484,7 +484,7 @@ func newIcinga(cfg conf.Icinga) (*icinga, error) {
 // icingaResult is the body of a process-check-result request. The object
 // is named in "service" rather than matched by a "filter": for a filter
 // that matches nothing Icinga 2.13 answers 500 with no results, which would
-// be retried forever, while an unknown name is a plain 404.
+// be retried forever, while an unknown name is a 404 "No objects found."
 type icingaResult struct {
 	Type            string   `json:"type"`
 	Service         string   `json:"service"`
@@ -496,8 +496,9 @@ type icingaResult struct {
 	ExecutionEnd    float64  `json:"execution_end"`
 }
 
-// icingaResponse covers both of Icinga's answers: per-object results, or
-// one error for the request as a whole.
+// icingaResponse covers both of Icinga's answers (lib/remote/actionshandler.cpp):
+// per-object results, {"results":[{"code":200,"status":"..."}]}, or one
+// error for the request as a whole, {"error":404,"status":"..."}.
 type icingaResponse struct {
 	Results []struct {
 		Code   float64 `json:"code"`
@@ -506,6 +507,10 @@ type icingaResponse struct {
 	Error  float64 `json:"error"`
 	Status string  `json:"status"`
 }
+
+// icingaNoObject is the status of Icinga's answer when the object a request
+// names does not exist: the one whole-request error that is about the result.
+const icingaNoObject = "No objects found"
 
 func (ic *icinga) send(ctx context.Context, host string, e Entry) error {
 	output := e.Output
@@ -557,17 +562,22 @@ func (ic *icinga) send(ctx context.Context, host string, e Entry) error {
 
 // icingaVerdict reads Icinga's answer: nil when it took the result, a
 // *rejectedError when it never will, any other error to try again later.
-// A 4xx for the object (passive checks disabled on it) is the result's; as
-// the answer to the request, 401, 403, 408 and 429 are about the agent's
-// credentials or Icinga's load, so they are retried: dropping every result
-// over them would lose them all.
+//
+// Only Icinga itself can refuse a result for good, and it says so in JSON:
+// a 4xx in the per-object results (passive checks disabled on the object,
+// a bad parameter), or a 404 "No objects found." for the request when the
+// service it names does not exist. Every other failure is the request's
+// and is retried, the result kept: a 404 or 5xx page from a proxy, a wrong
+// path (Icinga's own 404 "The requested path ... could not be found"), 401
+// and 403 over the agent's credentials, a 2xx that is not Icinga's answer.
+// Dropping on those would lose every result until someone noticed.
 func icingaVerdict(code int, body []byte) error {
 	var r icingaResponse
-	_ = json.Unmarshal(body, &r) // a body that is not JSON leaves the code to speak
+	icingaJSON := json.Unmarshal(body, &r) == nil && (len(r.Results) > 0 || r.Error != 0)
 	reason := r.Status
 	perObject := false
 	for _, res := range r.Results {
-		if res.Code >= 300 {
+		if res.Code < 200 || res.Code >= 300 {
 			code, reason, perObject = int(res.Code), res.Status, true
 			break
 		}
@@ -580,14 +590,15 @@ func icingaVerdict(code int, body []byte) error {
 	}
 	text := fmt.Sprintf("icinga answered %d: %s", code, reason)
 	switch {
-	case code >= 200 && code < 300:
-		return nil
+	case !icingaJSON:
+		return fmt.Errorf("%s (not an answer of the Icinga 2 API: a proxy, or the wrong URL?)", text)
 	case perObject && code >= 400 && code < 500:
 		return &rejectedError{reason: text}
-	case code == http.StatusUnauthorized, code == http.StatusForbidden,
-		code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+	case perObject:
 		return errors.New(text)
-	case code >= 400 && code < 500:
+	case code >= 200 && code < 300 && len(r.Results) > 0:
+		return nil
+	case code == http.StatusNotFound && int(r.Error) == http.StatusNotFound && strings.HasPrefix(r.Status, icingaNoObject):
 		return &rejectedError{reason: text}
 	default:
 		return errors.New(text)

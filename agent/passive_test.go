@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -124,28 +125,60 @@ func TestPassiveCommandLine(t *testing.T) {
 	}
 }
 
+// icingaReply is an answer of the Icinga 2 API to process-check-result.
+type icingaReply struct {
+	code int
+	body string
+}
+
+// icingaReplies are the real Icinga 2's answers (2.13, as in
+// lib/remote/actionshandler.cpp) that the stand-in servers give;
+// TestPassiveIcinga2 asks the real one for each and checks they match.
+var icingaReplies = map[string]icingaReply{
+	"accepted":       {200, `{"results":[{"code":200,"status":"Successfully processed check result for object 'web1!s1'."}]}`},
+	"no object":      {404, `{"error":404,"status":"No objects found."}`},
+	"passive off":    {403, `{"results":[{"code":403,"status":"Passive checks are disabled for object 'web1!no-passive'."}]}`},
+	"no output":      {400, `{"results":[{"code":400,"status":"Parameter 'plugin_output' is required"}]}`},
+	"wrong path":     {404, `{"error":404,"status":"The requested path 'icinga/v1/actions/process-check-result' could not be found or the request method is not valid for this path."}`},
+	"no such action": {404, `{"error":404,"status":"Action 'process-check-resul' does not exist."}`},
+	"unauthorized":   {401, `{"error":401,"status":"Unauthorized. Please check your user credentials."}`},
+}
+
 func TestPassiveIcingaVerdict(t *testing.T) {
 	const (
 		retry  = "retry"
 		reject = "reject"
 		ok     = "ok"
 	)
+	r := icingaReplies
 	tests := []struct {
 		code int
 		body string
 		want string
 		text string
 	}{
-		{200, `{"results":[{"code":200,"status":"Successfully processed check result for object 'h1!s1'."}]}`, ok, ""},
-		{404, `{"error":404,"status":"No objects found."}`, reject, "icinga answered 404: No objects found."},
-		{400, `{"results":[{"code":400,"status":"Parameter 'plugin_output' is required"}]}`, reject, "Parameter 'plugin_output' is required"},
+		{r["accepted"].code, r["accepted"].body, ok, ""},
+		// Icinga's own refusals of the result: dropped.
+		{r["no object"].code, r["no object"].body, reject, "icinga answered 404: No objects found."},
+		{r["no output"].code, r["no output"].body, reject, "Parameter 'plugin_output' is required"},
+		{r["passive off"].code, r["passive off"].body, reject, "Passive checks are disabled"},
 		{200, `{"results":[{"code":409,"status":"conflict"}]}`, reject, "icinga answered 409: conflict"},
+		// Failures of the whole request, Icinga's or not: retried.
+		{r["wrong path"].code, r["wrong path"].body, retry, "could not be found"},
+		{r["no such action"].code, r["no such action"].body, retry, "does not exist"},
+		{r["unauthorized"].code, r["unauthorized"].body, retry, "Unauthorized"},
+		{404, "404 page not found\n", retry, "icinga answered 404: 404 page not found (not an answer of the Icinga 2 API"},
+		{404, `<html><body><h1>404 Not Found</h1>nginx</body></html>`, retry, "not an answer of the Icinga 2 API"},
+		{404, `{"message":"no route"}`, retry, "not an answer of the Icinga 2 API"},
+		{404, ``, retry, "icinga answered 404"},
+		{200, `OK`, retry, "not an answer of the Icinga 2 API"},
+		{200, `{"results":[]}`, retry, "icinga answered 200"},
+		{400, `{"error":400,"status":"Invalid request body: parse error"}`, retry, "Invalid request body"},
 		{200, `{"results":[{"code":500,"status":"boom"}]}`, retry, "icinga answered 500: boom"},
+		{503, `{"results":[{"code":503,"status":"Action skipped: Shutting down."}]}`, retry, "Shutting down"},
 		{500, `{"results":[]}`, retry, "icinga answered 500"},
 		{503, `<html>unavailable</html>`, retry, "icinga answered 503: <html>unavailable</html>"},
-		{401, `{"error":401,"status":"Unauthorized. Please check your user credentials."}`, retry, "Unauthorized"},
 		{403, `{"error":403,"status":"No permission"}`, retry, "No permission"},
-		{403, `{"results":[{"code":403,"status":"Passive checks are disabled for object 'web1!s1'."}]}`, reject, "Passive checks are disabled"},
 		{429, ``, retry, "429"},
 		{302, ``, retry, "302"},
 	}
@@ -745,6 +778,48 @@ func (ic *icingaTest) checkResults() <-chan string {
 	return out
 }
 
+// checkIcingaReplies asks the real Icinga for each answer in icingaReplies,
+// the ones the stand-in servers give, and checks it gives the same.
+func checkIcingaReplies(t *testing.T, ic *icingaTest) {
+	t.Helper()
+	const action = "/v1/actions/process-check-result"
+	result := func(service string) string {
+		return `{"type":"Service","service":"web1!` + service + `","exit_status":0,"plugin_output":"contract"}`
+	}
+	asks := map[string]struct{ path, password, body string }{
+		"accepted":       {action, "agent-secret", result("s1")},
+		"no object":      {action, "agent-secret", result("no-such-service")},
+		"passive off":    {action, "agent-secret", result("no-passive")},
+		"no output":      {action, "agent-secret", `{"type":"Service","service":"web1!s1","exit_status":0}`},
+		"wrong path":     {"/icinga" + action, "agent-secret", result("s1")},
+		"no such action": {"/v1/actions/process-check-resul", "agent-secret", result("s1")},
+		"unauthorized":   {action, "wrong", result("s1")},
+	}
+	if len(asks) != len(icingaReplies) {
+		t.Fatalf("%d stand-in replies, %d checked against Icinga", len(icingaReplies), len(asks))
+	}
+	for name, ask := range asks {
+		req, err := http.NewRequest(http.MethodPost, ic.url+ask.path, strings.NewReader(ask.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("agent", ask.password)
+		req.Header.Set("Accept", "application/json")
+		resp, err := ic.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := (icingaReply{resp.StatusCode, string(body)}), icingaReplies[name]; got != want {
+			t.Errorf("%s: Icinga answered %d %s\nthe stand-in answers %d %s", name, got.code, got.body, want.code, want.body)
+		}
+	}
+}
+
 // TestPassiveIcinga2 submits results to a real Icinga 2 over its API, with
 // Nagios's command file down at the same time, and sees that a result
 // Icinga refuses is dropped without blocking the queue, and that results
@@ -753,6 +828,7 @@ func TestPassiveIcinga2(t *testing.T) {
 	dir := t.TempDir()
 	ic := startIcinga2(t, filepath.Join(dir, "icinga"))
 	ic.startAndWait()
+	checkIcingaReplies(t, ic)
 
 	// A FIFO no one reads: Nagios is down all along.
 	fifo := filepath.Join(dir, "nagios.cmd")
@@ -934,6 +1010,76 @@ func TestPassiveIcingaRetries(t *testing.T) {
 	}
 	if auths[0] != "POST /v1/actions/process-check-result agent:s3cret application/json" {
 		t.Errorf("request: %s", auths[0])
+	}
+}
+
+// TestPassiveIcingaOutageKeepsResults puts something that is not Icinga,
+// or Icinga at a wrong path, in front of the agent for a while: every
+// result must wait and be delivered once Icinga answers, none dropped.
+func TestPassiveIcingaOutageKeepsResults(t *testing.T) {
+	tests := []struct {
+		name string
+		fail icingaReply
+	}{
+		{"proxy 404 text", icingaReply{http.StatusNotFound, "404 page not found\n"}},
+		{"proxy 404 html", icingaReply{http.StatusNotFound, "<html><head><title>404 Not Found</title></head><body>nginx</body></html>"}},
+		{"proxy 502", icingaReply{http.StatusBadGateway, "<html><body>502 Bad Gateway</body></html>"}},
+		{"icinga at a wrong path", icingaReplies["wrong path"]},
+		{"icinga without the action", icingaReplies["no such action"]},
+		{"portal answering 200", icingaReply{http.StatusOK, "<html>log in first</html>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const failures = 5
+			var (
+				mu       sync.Mutex
+				requests int
+				got      []string
+			)
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				requests++
+				a := icingaReplies["accepted"]
+				if requests <= failures {
+					a = tt.fail
+				}
+				if a == icingaReplies["accepted"] {
+					var body struct {
+						PluginOutput string `json:"plugin_output"`
+					}
+					json.NewDecoder(r.Body).Decode(&body)
+					got = append(got, body.PluginOutput)
+				}
+				w.WriteHeader(a.code)
+				io.WriteString(w, a.body)
+			}))
+			t.Cleanup(srv.Close)
+			cfg := conf.Passive{Icinga: &conf.Icinga{URL: srv.URL, User: "agent", Insecure: true}}
+			p, err := NewPassive(cfg, "web1", filepath.Join(t.TempDir(), "spool"), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := range 3 {
+				want = append(want, fmt.Sprintf("result %d", i))
+				submit(t, p, passiveStatus("s1", nagios.OK, want[i], ""))
+			}
+			runPassive(t, p)
+			poll.Until(t, "delivery", func() (bool, string) {
+				tg := target(p, targetIcinga)
+				return tg.Queued == 0, fmt.Sprintf("%+v", tg)
+			})
+			if tg := target(p, targetIcinga); tg.Delivered != 3 || tg.Rejected != 0 {
+				t.Errorf("target: %+v", tg)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(got, want) {
+				t.Errorf("delivered %q, want %q", got, want)
+			}
+		})
 	}
 }
 
