@@ -46,7 +46,8 @@ const (
 
 // Passive submits results to Nagios's external command file and to the
 // Icinga 2 API. Results go through a Spool, so none is lost while a target
-// is down or while the agent restarts, and each target has its own queue.
+// is down or while the agent restarts, and each target has its own queue;
+// while the spool's disk takes no writes they wait in memory.
 //
 // Each result is one line in the command file, of at most PIPE_BUF (4096)
 // bytes so that the write is atomic: a longer result is cut, its long
@@ -145,7 +146,8 @@ func (p *Passive) add(name string, s sender) {
 }
 
 // Submit queues a result for every target. It returns once the result is
-// on disk, and never waits for a target.
+// on disk, or in memory while the disk takes no writes, and never waits
+// for a target.
 func (p *Passive) Submit(st Status) error {
 	if p == nil || p.spool == nil {
 		return nil

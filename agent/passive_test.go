@@ -1116,3 +1116,46 @@ func TestPassiveStopsWhileNagiosIsBusy(t *testing.T) {
 		t.Errorf("everything delivered into a pipe no one reads: %+v", tg)
 	}
 }
+
+// TestPassiveDeliversWhileDiskFull fills the spool's disk: results still
+// reach Nagios, from memory, in order, and memory is freed once they have.
+func TestPassiveDeliversWhileDiskFull(t *testing.T) {
+	dir := smallDisk(t, 64<<10)
+	fifo := filepath.Join(t.TempDir(), "nagios.cmd")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	var log spoolLog
+	p, err := NewPassive(conf.Passive{CommandFile: fifo}, "web1", filepath.Join(dir, "spool"), log.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillDisk(t, dir)
+	runPassive(t, p)
+	var want []string
+	for i := range 40 {
+		want = append(want, fmt.Sprintf("result %d", i))
+		submit(t, p, passiveStatus("s1", nagios.OK, want[i], ""))
+	}
+	sc := bufio.NewScanner(r)
+	var got []string
+	for len(got) < len(want) && sc.Scan() {
+		_, out, _ := strings.Cut(sc.Text(), ";s1;0;")
+		got = append(got, out)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("nagios read %q, want %q", got, want)
+	}
+	poll.Until(t, "memory to be freed", func() (bool, string) {
+		h := p.spool.Health()
+		return h.InMemory == 0 && target(p, targetNagios).Queued == 0, fmt.Sprintf("%+v %+v", h, target(p, targetNagios))
+	})
+	if h := p.spool.Health(); !errors.Is(h.WriteErr, syscall.ENOSPC) {
+		t.Errorf("spool health: %+v", h)
+	}
+}
