@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/dirlock"
 )
 
 // The targets' names in the spool and in PassiveTarget.
@@ -105,6 +106,12 @@ type deliverer struct {
 // NewPassive prepares passive submission for host to the targets cfg
 // configures, spooling results in dir. With no target configured it
 // returns a Passive that does nothing.
+//
+// A spool dir that cannot be used (not creatable, read-only, unreadable)
+// does not stop the agent, with its NRPE, API and deploys: results are
+// then kept in memory only, and the immune_passive check reports it. A
+// spool another agent holds does: that agent submits this data dir's
+// results already, and two would submit each twice.
 func NewPassive(cfg conf.Passive, host string, dir string, log *slog.Logger) (*Passive, error) {
 	p := &Passive{host: host, log: log}
 	if cfg.CommandFile == "" && cfg.Icinga == nil {
@@ -132,10 +139,20 @@ func NewPassive(cfg conf.Passive, host string, dir string, log *slog.Logger) (*P
 	}
 	var err error
 	if p.spool, err = OpenSpool(dir, bound, names, log); err != nil {
-		return nil, fmt.Errorf("passive: %w", err)
+		if errors.Is(err, dirlock.ErrHeld) {
+			return nil, fmt.Errorf("passive: %w", err)
+		}
+		log.Error("passive: the spool cannot be used: results are kept in memory only, and lost if the agent stops",
+			"dir", dir, "error", err)
+		if p.spool, err = OpenMemorySpool(dir, bound, names, err, log); err != nil {
+			return nil, fmt.Errorf("passive: %w", err)
+		}
 	}
 	return p, nil
 }
+
+// Enabled reports whether results are submitted to any target.
+func (p *Passive) Enabled() bool { return p != nil && len(p.targets) > 0 }
 
 func (p *Passive) add(name string, s sender) {
 	p.targets = append(p.targets, &deliverer{

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/fixtures/nagiosstatus"
 	"github.com/immune-ops/immune/fixtures/poll"
@@ -1157,5 +1158,167 @@ func TestPassiveDeliversWhileDiskFull(t *testing.T) {
 	})
 	if h := p.spool.Health(); !errors.Is(h.WriteErr, syscall.ENOSPC) {
 		t.Errorf("spool health: %+v", h)
+	}
+}
+
+// readOnlyDir makes dir read-only with a bind mount, as a read-only
+// filesystem would be; without the right to mount the test is skipped.
+func readOnlyDir(t *testing.T, dir string) {
+	t.Helper()
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("a read-only dir is a read-only bind mount, and mounting failed (the test needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount the test's bind mount: %v", err)
+		}
+	})
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("make the bind mount read-only: %v", err)
+	}
+}
+
+// TestAgentRunsWithoutItsSpool breaks the spool's directory: the agent
+// still starts, answers NRPE and delivers results from memory, and its
+// immune_passive check reports the directory and the error, as CRITICAL.
+func TestAgentRunsWithoutItsSpool(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, spool string)
+		state  nagios.State
+		want   string
+	}{
+		{"healthy", func(*testing.T, string) {}, nagios.OK, "PASSIVE OK - nagios "},
+		{"spool is a file", func(t *testing.T, spool string) {
+			if err := os.WriteFile(spool, []byte("not a dir\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, nagios.Critical, "not a directory"},
+		{"spool read-only", func(t *testing.T, spool string) {
+			if err := os.Mkdir(spool, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			readOnlyDir(t, spool)
+		}, nagios.Critical, "read-only file system"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			spool := filepath.Join(dataDir, "spool")
+			tt.damage(t, spool)
+			fifo := filepath.Join(t.TempDir(), "nagios.cmd")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := os.OpenFile(fifo, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			cfg := agentConfig(t, dataDir)
+			cfg.Passive.CommandFile = fifo
+			a := startAgent(t, cfg)
+
+			code, out := agentNRPE(t, a, "-c", "check_load")
+			if code != 0 || !strings.HasPrefix(out, "LOAD OK") {
+				t.Errorf("check_load over NRPE: %d %q", code, out)
+			}
+			code, out = agentNRPE(t, a, "-c", passiveCheckName)
+			if code != tt.state.ExitCode() || !strings.HasPrefix(out, "PASSIVE "+tt.state.String()) || !strings.Contains(out, tt.want) {
+				t.Errorf("%s over NRPE: %d %q, want %s with %q", passiveCheckName, code, out, tt.state, tt.want)
+			}
+			if tt.state != nagios.OK && !strings.Contains(out, "spool "+spool+" cannot be used") {
+				t.Errorf("%s does not name the spool dir: %q", passiveCheckName, out)
+			}
+			var st Status
+			if code := apiGet(t, a, agentapi.CheckPath(passiveCheckName), &st); code != http.StatusOK || st.State != tt.state {
+				t.Errorf("%s in the API: %d %+v", passiveCheckName, code, st)
+			}
+			// Results still reach Nagios, this check's own among them.
+			want := fmt.Sprintf(";test1;%s;%d;PASSIVE %s", passiveCheckName, tt.state.ExitCode(), tt.state)
+			if err := r.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), want) {
+					return
+				}
+			}
+			t.Errorf("no %q in the command file: %v", want, sc.Err())
+		})
+	}
+}
+
+// TestNewPassiveSpoolHeld: a spool another agent holds stops this one,
+// which would otherwise submit every result a second time.
+func TestNewPassiveSpoolHeld(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	cfg := conf.Passive{CommandFile: filepath.Join(dir, "nagios.cmd")}
+	first, err := NewPassive(cfg, "web1", filepath.Join(dir, "spool"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Close() })
+	second, err := NewPassive(cfg, "web1", filepath.Join(dir, "spool"), log)
+	if err == nil {
+		second.Close()
+		t.Fatal("a second agent opened a spool in use")
+	}
+	if !strings.Contains(err.Error(), "in use by another agent's spool") {
+		t.Errorf("error %q does not say the spool is in use", err)
+	}
+}
+
+// TestPassiveCheck reads the immune_passive check's answer in each state.
+func TestPassiveCheck(t *testing.T) {
+	const perf = "|in_memory=%d;;;0 nagios_queued=%d;;;0 nagios_dropped=%dc icinga_queued=0;;;0 icinga_dropped=0c"
+	tests := []struct {
+		name  string
+		setup func(p *Passive)
+		want  string
+	}{
+		{"healthy", func(*Passive) {}, "PASSIVE OK - nagios 2 queued, icinga 0 queued" + fmt.Sprintf(perf, 0, 2, 0)},
+		{"disk full", func(p *Passive) {
+			p.spool.writeErr = fmt.Errorf("append to spool: %w", syscall.ENOSPC)
+		}, "PASSIVE WARNING - spool /var/spool/x cannot be written (append to spool: no space left on device): 0 results held in memory" + fmt.Sprintf(perf, 0, 2, 0)},
+		{"nagios down, results lost", func(p *Passive) {
+			p.targets[0].status.Down = true
+			p.targets[0].status.LastError = "nagios is not reading it"
+			p.spool.cursors[targetNagios].dropped = 7
+		}, "PASSIVE WARNING - nagios down (nagios is not reading it): 2 queued; nagios lost 7 results to the spool's bounds since the agent started" + fmt.Sprintf(perf, 0, 2, 7)},
+		{"spool unusable", func(p *Passive) {
+			p.spool.openErr = fmt.Errorf("create spool dir: %w", syscall.EROFS)
+		}, "PASSIVE CRITICAL - spool /var/spool/x cannot be used (create spool dir: read-only file system): 0 results held in memory only, lost if the agent stops" + fmt.Sprintf(perf, 0, 2, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := conf.Passive{
+				CommandFile: filepath.Join(dir, "nagios.cmd"),
+				Icinga:      &conf.Icinga{URL: "https://127.0.0.1:1", User: "agent"},
+			}
+			p, err := NewPassive(cfg, "web1", filepath.Join(dir, "spool"), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			submit(t, p, passiveStatus("s1", nagios.OK, "one", ""))
+			submit(t, p, passiveStatus("s1", nagios.OK, "two", ""))
+			// Icinga has taken both.
+			if err := p.spool.Ack(targetIcinga, 2); err != nil {
+				t.Fatal(err)
+			}
+			p.spool.dir = "/var/spool/x"
+			tt.setup(p)
+			var b strings.Builder
+			if err := passiveJob(p).check.Run(context.Background()).Write(&b); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSuffix(b.String(), "\n"); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
 	}
 }
