@@ -430,7 +430,17 @@ func (s *Spool) retryDisk() error {
 	if len(s.mem) == 0 {
 		return nil
 	}
-	n, err := s.writeDisk(s.mem)
+	list := s.mem
+	if s.writeErr != nil {
+		// One entry tries the disk: what waits in memory may be megabytes.
+		list = list[:1]
+	}
+	n, err := s.writeDisk(list)
+	if err == nil && n < len(s.mem) {
+		var more int
+		more, err = s.writeDisk(s.mem[n:])
+		n += more
+	}
 	for _, m := range s.mem[:n] {
 		s.memBytes -= int64(len(m.line))
 	}
