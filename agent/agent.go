@@ -84,14 +84,21 @@ func New(cfg *conf.Agent, log *slog.Logger) (_ *Agent, err error) {
 	for _, c := range cfg.Checks {
 		names[c.Name] = true
 	}
-	a.store.Keep(names)
-	if a.jobs, err = buildJobs(cfg.Checks, slogWriter{log}); err != nil {
-		return nil, err
-	}
-	a.sched = NewScheduler(a.jobs, a.store, cfg.MaxConcurrent, log)
 	if a.passive, err = NewPassive(cfg.Passive, cfg.Host, filepath.Join(cfg.DataDir, "spool"), log); err != nil {
 		return nil, err
 	}
+	if a.jobs, err = buildJobs(cfg.Checks, slogWriter{log}); err != nil {
+		return nil, err
+	}
+	if a.passive.Enabled() {
+		if names[passiveCheckName] {
+			return nil, fmt.Errorf("check %s: the name is taken by the agent's own check of passive submission", passiveCheckName)
+		}
+		names[passiveCheckName] = true
+		a.jobs = append(a.jobs, passiveJob(a.passive))
+	}
+	a.store.Keep(names)
+	a.sched = NewScheduler(a.jobs, a.store, cfg.MaxConcurrent, log)
 	// Submit only appends to the local spool; delivery runs in Run.
 	a.store.Watch(func(st Status) {
 		if err := a.passive.Submit(st); err != nil {

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/immune-ops/immune/conf"
+	"github.com/immune-ops/immune/dirlock"
 )
 
 // The targets' names in the spool and in PassiveTarget.
@@ -46,7 +47,8 @@ const (
 
 // Passive submits results to Nagios's external command file and to the
 // Icinga 2 API. Results go through a Spool, so none is lost while a target
-// is down or while the agent restarts, and each target has its own queue.
+// is down or while the agent restarts, and each target has its own queue;
+// while the spool's disk takes no writes they wait in memory.
 //
 // Each result is one line in the command file, of at most PIPE_BUF (4096)
 // bytes so that the write is atomic: a longer result is cut, its long
@@ -104,6 +106,12 @@ type deliverer struct {
 // NewPassive prepares passive submission for host to the targets cfg
 // configures, spooling results in dir. With no target configured it
 // returns a Passive that does nothing.
+//
+// A spool dir that cannot be used (not creatable, read-only, unreadable)
+// does not stop the agent, with its NRPE, API and deploys: results are
+// then kept in memory only, and the immune_passive check reports it. A
+// spool another agent holds does: that agent submits this data dir's
+// results already, and two would submit each twice.
 func NewPassive(cfg conf.Passive, host string, dir string, log *slog.Logger) (*Passive, error) {
 	p := &Passive{host: host, log: log}
 	if cfg.CommandFile == "" && cfg.Icinga == nil {
@@ -131,10 +139,20 @@ func NewPassive(cfg conf.Passive, host string, dir string, log *slog.Logger) (*P
 	}
 	var err error
 	if p.spool, err = OpenSpool(dir, bound, names, log); err != nil {
-		return nil, fmt.Errorf("passive: %w", err)
+		if errors.Is(err, dirlock.ErrHeld) {
+			return nil, fmt.Errorf("passive: %w", err)
+		}
+		log.Error("passive: the spool cannot be used: results are kept in memory only, and lost if the agent stops",
+			"dir", dir, "error", err)
+		if p.spool, err = OpenMemorySpool(dir, bound, names, err, log); err != nil {
+			return nil, fmt.Errorf("passive: %w", err)
+		}
 	}
 	return p, nil
 }
+
+// Enabled reports whether results are submitted to any target.
+func (p *Passive) Enabled() bool { return p != nil && len(p.targets) > 0 }
 
 func (p *Passive) add(name string, s sender) {
 	p.targets = append(p.targets, &deliverer{
@@ -145,7 +163,8 @@ func (p *Passive) add(name string, s sender) {
 }
 
 // Submit queues a result for every target. It returns once the result is
-// on disk, and never waits for a target.
+// on disk, or in memory while the disk takes no writes, and never waits
+// for a target.
 func (p *Passive) Submit(st Status) error {
 	if p == nil || p.spool == nil {
 		return nil
@@ -484,7 +503,7 @@ func newIcinga(cfg conf.Icinga) (*icinga, error) {
 // icingaResult is the body of a process-check-result request. The object
 // is named in "service" rather than matched by a "filter": for a filter
 // that matches nothing Icinga 2.13 answers 500 with no results, which would
-// be retried forever, while an unknown name is a plain 404.
+// be retried forever, while an unknown name is a 404 "No objects found."
 type icingaResult struct {
 	Type            string   `json:"type"`
 	Service         string   `json:"service"`
@@ -496,8 +515,9 @@ type icingaResult struct {
 	ExecutionEnd    float64  `json:"execution_end"`
 }
 
-// icingaResponse covers both of Icinga's answers: per-object results, or
-// one error for the request as a whole.
+// icingaResponse covers both of Icinga's answers (lib/remote/actionshandler.cpp):
+// per-object results, {"results":[{"code":200,"status":"..."}]}, or one
+// error for the request as a whole, {"error":404,"status":"..."}.
 type icingaResponse struct {
 	Results []struct {
 		Code   float64 `json:"code"`
@@ -506,6 +526,10 @@ type icingaResponse struct {
 	Error  float64 `json:"error"`
 	Status string  `json:"status"`
 }
+
+// icingaNoObject is the status of Icinga's answer when the object a request
+// names does not exist: the one whole-request error that is about the result.
+const icingaNoObject = "No objects found"
 
 func (ic *icinga) send(ctx context.Context, host string, e Entry) error {
 	output := e.Output
@@ -557,17 +581,22 @@ func (ic *icinga) send(ctx context.Context, host string, e Entry) error {
 
 // icingaVerdict reads Icinga's answer: nil when it took the result, a
 // *rejectedError when it never will, any other error to try again later.
-// A 4xx for the object (passive checks disabled on it) is the result's; as
-// the answer to the request, 401, 403, 408 and 429 are about the agent's
-// credentials or Icinga's load, so they are retried: dropping every result
-// over them would lose them all.
+//
+// Only Icinga itself can refuse a result for good, and it says so in JSON:
+// a 4xx in the per-object results (passive checks disabled on the object,
+// a bad parameter), or a 404 "No objects found." for the request when the
+// service it names does not exist. Every other failure is the request's
+// and is retried, the result kept: a 404 or 5xx page from a proxy, a wrong
+// path (Icinga's own 404 "The requested path ... could not be found"), 401
+// and 403 over the agent's credentials, a 2xx that is not Icinga's answer.
+// Dropping on those would lose every result until someone noticed.
 func icingaVerdict(code int, body []byte) error {
 	var r icingaResponse
-	_ = json.Unmarshal(body, &r) // a body that is not JSON leaves the code to speak
+	icingaJSON := json.Unmarshal(body, &r) == nil && (len(r.Results) > 0 || r.Error != 0)
 	reason := r.Status
 	perObject := false
 	for _, res := range r.Results {
-		if res.Code >= 300 {
+		if res.Code < 200 || res.Code >= 300 {
 			code, reason, perObject = int(res.Code), res.Status, true
 			break
 		}
@@ -580,14 +609,15 @@ func icingaVerdict(code int, body []byte) error {
 	}
 	text := fmt.Sprintf("icinga answered %d: %s", code, reason)
 	switch {
-	case code >= 200 && code < 300:
-		return nil
+	case !icingaJSON:
+		return fmt.Errorf("%s (not an answer of the Icinga 2 API: a proxy, or the wrong URL?)", text)
 	case perObject && code >= 400 && code < 500:
 		return &rejectedError{reason: text}
-	case code == http.StatusUnauthorized, code == http.StatusForbidden,
-		code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+	case perObject:
 		return errors.New(text)
-	case code >= 400 && code < 500:
+	case code >= 200 && code < 300 && len(r.Results) > 0:
+		return nil
+	case code == http.StatusNotFound && int(r.Error) == http.StatusNotFound && strings.HasPrefix(r.Status, icingaNoObject):
 		return &rejectedError{reason: text}
 	default:
 		return errors.New(text)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/immune-ops/immune/agentapi"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/fixtures/nagiosstatus"
 	"github.com/immune-ops/immune/fixtures/poll"
@@ -124,28 +126,60 @@ func TestPassiveCommandLine(t *testing.T) {
 	}
 }
 
+// icingaReply is an answer of the Icinga 2 API to process-check-result.
+type icingaReply struct {
+	code int
+	body string
+}
+
+// icingaReplies are the real Icinga 2's answers (2.13, as in
+// lib/remote/actionshandler.cpp) that the stand-in servers give;
+// TestPassiveIcinga2 asks the real one for each and checks they match.
+var icingaReplies = map[string]icingaReply{
+	"accepted":       {200, `{"results":[{"code":200,"status":"Successfully processed check result for object 'web1!s1'."}]}`},
+	"no object":      {404, `{"error":404,"status":"No objects found."}`},
+	"passive off":    {403, `{"results":[{"code":403,"status":"Passive checks are disabled for object 'web1!no-passive'."}]}`},
+	"no output":      {400, `{"results":[{"code":400,"status":"Parameter 'plugin_output' is required"}]}`},
+	"wrong path":     {404, `{"error":404,"status":"The requested path 'icinga/v1/actions/process-check-result' could not be found or the request method is not valid for this path."}`},
+	"no such action": {404, `{"error":404,"status":"Action 'process-check-resul' does not exist."}`},
+	"unauthorized":   {401, `{"error":401,"status":"Unauthorized. Please check your user credentials."}`},
+}
+
 func TestPassiveIcingaVerdict(t *testing.T) {
 	const (
 		retry  = "retry"
 		reject = "reject"
 		ok     = "ok"
 	)
+	r := icingaReplies
 	tests := []struct {
 		code int
 		body string
 		want string
 		text string
 	}{
-		{200, `{"results":[{"code":200,"status":"Successfully processed check result for object 'h1!s1'."}]}`, ok, ""},
-		{404, `{"error":404,"status":"No objects found."}`, reject, "icinga answered 404: No objects found."},
-		{400, `{"results":[{"code":400,"status":"Parameter 'plugin_output' is required"}]}`, reject, "Parameter 'plugin_output' is required"},
+		{r["accepted"].code, r["accepted"].body, ok, ""},
+		// Icinga's own refusals of the result: dropped.
+		{r["no object"].code, r["no object"].body, reject, "icinga answered 404: No objects found."},
+		{r["no output"].code, r["no output"].body, reject, "Parameter 'plugin_output' is required"},
+		{r["passive off"].code, r["passive off"].body, reject, "Passive checks are disabled"},
 		{200, `{"results":[{"code":409,"status":"conflict"}]}`, reject, "icinga answered 409: conflict"},
+		// Failures of the whole request, Icinga's or not: retried.
+		{r["wrong path"].code, r["wrong path"].body, retry, "could not be found"},
+		{r["no such action"].code, r["no such action"].body, retry, "does not exist"},
+		{r["unauthorized"].code, r["unauthorized"].body, retry, "Unauthorized"},
+		{404, "404 page not found\n", retry, "icinga answered 404: 404 page not found (not an answer of the Icinga 2 API"},
+		{404, `<html><body><h1>404 Not Found</h1>nginx</body></html>`, retry, "not an answer of the Icinga 2 API"},
+		{404, `{"message":"no route"}`, retry, "not an answer of the Icinga 2 API"},
+		{404, ``, retry, "icinga answered 404"},
+		{200, `OK`, retry, "not an answer of the Icinga 2 API"},
+		{200, `{"results":[]}`, retry, "icinga answered 200"},
+		{400, `{"error":400,"status":"Invalid request body: parse error"}`, retry, "Invalid request body"},
 		{200, `{"results":[{"code":500,"status":"boom"}]}`, retry, "icinga answered 500: boom"},
+		{503, `{"results":[{"code":503,"status":"Action skipped: Shutting down."}]}`, retry, "Shutting down"},
 		{500, `{"results":[]}`, retry, "icinga answered 500"},
 		{503, `<html>unavailable</html>`, retry, "icinga answered 503: <html>unavailable</html>"},
-		{401, `{"error":401,"status":"Unauthorized. Please check your user credentials."}`, retry, "Unauthorized"},
 		{403, `{"error":403,"status":"No permission"}`, retry, "No permission"},
-		{403, `{"results":[{"code":403,"status":"Passive checks are disabled for object 'web1!s1'."}]}`, reject, "Passive checks are disabled"},
 		{429, ``, retry, "429"},
 		{302, ``, retry, "302"},
 	}
@@ -745,6 +779,48 @@ func (ic *icingaTest) checkResults() <-chan string {
 	return out
 }
 
+// checkIcingaReplies asks the real Icinga for each answer in icingaReplies,
+// the ones the stand-in servers give, and checks it gives the same.
+func checkIcingaReplies(t *testing.T, ic *icingaTest) {
+	t.Helper()
+	const action = "/v1/actions/process-check-result"
+	result := func(service string) string {
+		return `{"type":"Service","service":"web1!` + service + `","exit_status":0,"plugin_output":"contract"}`
+	}
+	asks := map[string]struct{ path, password, body string }{
+		"accepted":       {action, "agent-secret", result("s1")},
+		"no object":      {action, "agent-secret", result("no-such-service")},
+		"passive off":    {action, "agent-secret", result("no-passive")},
+		"no output":      {action, "agent-secret", `{"type":"Service","service":"web1!s1","exit_status":0}`},
+		"wrong path":     {"/icinga" + action, "agent-secret", result("s1")},
+		"no such action": {"/v1/actions/process-check-resul", "agent-secret", result("s1")},
+		"unauthorized":   {action, "wrong", result("s1")},
+	}
+	if len(asks) != len(icingaReplies) {
+		t.Fatalf("%d stand-in replies, %d checked against Icinga", len(icingaReplies), len(asks))
+	}
+	for name, ask := range asks {
+		req, err := http.NewRequest(http.MethodPost, ic.url+ask.path, strings.NewReader(ask.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("agent", ask.password)
+		req.Header.Set("Accept", "application/json")
+		resp, err := ic.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := (icingaReply{resp.StatusCode, string(body)}), icingaReplies[name]; got != want {
+			t.Errorf("%s: Icinga answered %d %s\nthe stand-in answers %d %s", name, got.code, got.body, want.code, want.body)
+		}
+	}
+}
+
 // TestPassiveIcinga2 submits results to a real Icinga 2 over its API, with
 // Nagios's command file down at the same time, and sees that a result
 // Icinga refuses is dropped without blocking the queue, and that results
@@ -753,6 +829,7 @@ func TestPassiveIcinga2(t *testing.T) {
 	dir := t.TempDir()
 	ic := startIcinga2(t, filepath.Join(dir, "icinga"))
 	ic.startAndWait()
+	checkIcingaReplies(t, ic)
 
 	// A FIFO no one reads: Nagios is down all along.
 	fifo := filepath.Join(dir, "nagios.cmd")
@@ -937,6 +1014,76 @@ func TestPassiveIcingaRetries(t *testing.T) {
 	}
 }
 
+// TestPassiveIcingaOutageKeepsResults puts something that is not Icinga,
+// or Icinga at a wrong path, in front of the agent for a while: every
+// result must wait and be delivered once Icinga answers, none dropped.
+func TestPassiveIcingaOutageKeepsResults(t *testing.T) {
+	tests := []struct {
+		name string
+		fail icingaReply
+	}{
+		{"proxy 404 text", icingaReply{http.StatusNotFound, "404 page not found\n"}},
+		{"proxy 404 html", icingaReply{http.StatusNotFound, "<html><head><title>404 Not Found</title></head><body>nginx</body></html>"}},
+		{"proxy 502", icingaReply{http.StatusBadGateway, "<html><body>502 Bad Gateway</body></html>"}},
+		{"icinga at a wrong path", icingaReplies["wrong path"]},
+		{"icinga without the action", icingaReplies["no such action"]},
+		{"portal answering 200", icingaReply{http.StatusOK, "<html>log in first</html>"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const failures = 5
+			var (
+				mu       sync.Mutex
+				requests int
+				got      []string
+			)
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				requests++
+				a := icingaReplies["accepted"]
+				if requests <= failures {
+					a = tt.fail
+				}
+				if a == icingaReplies["accepted"] {
+					var body struct {
+						PluginOutput string `json:"plugin_output"`
+					}
+					json.NewDecoder(r.Body).Decode(&body)
+					got = append(got, body.PluginOutput)
+				}
+				w.WriteHeader(a.code)
+				io.WriteString(w, a.body)
+			}))
+			t.Cleanup(srv.Close)
+			cfg := conf.Passive{Icinga: &conf.Icinga{URL: srv.URL, User: "agent", Insecure: true}}
+			p, err := NewPassive(cfg, "web1", filepath.Join(t.TempDir(), "spool"), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := range 3 {
+				want = append(want, fmt.Sprintf("result %d", i))
+				submit(t, p, passiveStatus("s1", nagios.OK, want[i], ""))
+			}
+			runPassive(t, p)
+			poll.Until(t, "delivery", func() (bool, string) {
+				tg := target(p, targetIcinga)
+				return tg.Queued == 0, fmt.Sprintf("%+v", tg)
+			})
+			if tg := target(p, targetIcinga); tg.Delivered != 3 || tg.Rejected != 0 {
+				t.Errorf("target: %+v", tg)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(got, want) {
+				t.Errorf("delivered %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestPassiveStopsWhileNagiosIsBusy checks that Run returns when its
 // context ends even while a write waits on a full command pipe.
 func TestPassiveStopsWhileNagiosIsBusy(t *testing.T) {
@@ -968,5 +1115,210 @@ func TestPassiveStopsWhileNagiosIsBusy(t *testing.T) {
 	stop() // returns only once the delivery loop has ended
 	if tg := target(p, targetNagios); tg.Queued == 0 {
 		t.Errorf("everything delivered into a pipe no one reads: %+v", tg)
+	}
+}
+
+// TestPassiveDeliversWhileDiskFull fills the spool's disk: results still
+// reach Nagios, from memory, in order, and memory is freed once they have.
+func TestPassiveDeliversWhileDiskFull(t *testing.T) {
+	dir := smallDisk(t, 64<<10)
+	fifo := filepath.Join(t.TempDir(), "nagios.cmd")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	var log spoolLog
+	p, err := NewPassive(conf.Passive{CommandFile: fifo}, "web1", filepath.Join(dir, "spool"), log.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillDisk(t, dir)
+	runPassive(t, p)
+	var want []string
+	for i := range 40 {
+		want = append(want, fmt.Sprintf("result %d", i))
+		submit(t, p, passiveStatus("s1", nagios.OK, want[i], ""))
+	}
+	sc := bufio.NewScanner(r)
+	var got []string
+	for len(got) < len(want) && sc.Scan() {
+		_, out, _ := strings.Cut(sc.Text(), ";s1;0;")
+		got = append(got, out)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("nagios read %q, want %q", got, want)
+	}
+	poll.Until(t, "memory to be freed", func() (bool, string) {
+		h := p.spool.Health()
+		return h.InMemory == 0 && target(p, targetNagios).Queued == 0, fmt.Sprintf("%+v %+v", h, target(p, targetNagios))
+	})
+	if h := p.spool.Health(); !errors.Is(h.WriteErr, syscall.ENOSPC) {
+		t.Errorf("spool health: %+v", h)
+	}
+}
+
+// readOnlyDir makes dir read-only with a bind mount, as a read-only
+// filesystem would be; without the right to mount the test is skipped.
+func readOnlyDir(t *testing.T, dir string) {
+	t.Helper()
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("a read-only dir is a read-only bind mount, and mounting failed (the test needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount the test's bind mount: %v", err)
+		}
+	})
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatalf("make the bind mount read-only: %v", err)
+	}
+}
+
+// TestAgentRunsWithoutItsSpool breaks the spool's directory: the agent
+// still starts, answers NRPE and delivers results from memory, and its
+// immune_passive check reports the directory and the error, as CRITICAL.
+func TestAgentRunsWithoutItsSpool(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, spool string)
+		state  nagios.State
+		want   string
+	}{
+		{"healthy", func(*testing.T, string) {}, nagios.OK, "PASSIVE OK - nagios "},
+		{"spool is a file", func(t *testing.T, spool string) {
+			if err := os.WriteFile(spool, []byte("not a dir\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, nagios.Critical, "not a directory"},
+		{"spool read-only", func(t *testing.T, spool string) {
+			if err := os.Mkdir(spool, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			readOnlyDir(t, spool)
+		}, nagios.Critical, "read-only file system"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			spool := filepath.Join(dataDir, "spool")
+			tt.damage(t, spool)
+			fifo := filepath.Join(t.TempDir(), "nagios.cmd")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := os.OpenFile(fifo, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			cfg := agentConfig(t, dataDir)
+			cfg.Passive.CommandFile = fifo
+			a := startAgent(t, cfg)
+
+			code, out := agentNRPE(t, a, "-c", "check_load")
+			if code != 0 || !strings.HasPrefix(out, "LOAD OK") {
+				t.Errorf("check_load over NRPE: %d %q", code, out)
+			}
+			code, out = agentNRPE(t, a, "-c", passiveCheckName)
+			if code != tt.state.ExitCode() || !strings.HasPrefix(out, "PASSIVE "+tt.state.String()) || !strings.Contains(out, tt.want) {
+				t.Errorf("%s over NRPE: %d %q, want %s with %q", passiveCheckName, code, out, tt.state, tt.want)
+			}
+			if tt.state != nagios.OK && !strings.Contains(out, "spool "+spool+" cannot be used") {
+				t.Errorf("%s does not name the spool dir: %q", passiveCheckName, out)
+			}
+			var st Status
+			if code := apiGet(t, a, agentapi.CheckPath(passiveCheckName), &st); code != http.StatusOK || st.State != tt.state {
+				t.Errorf("%s in the API: %d %+v", passiveCheckName, code, st)
+			}
+			// Results still reach Nagios, this check's own among them.
+			want := fmt.Sprintf(";test1;%s;%d;PASSIVE %s", passiveCheckName, tt.state.ExitCode(), tt.state)
+			if err := r.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), want) {
+					return
+				}
+			}
+			t.Errorf("no %q in the command file: %v", want, sc.Err())
+		})
+	}
+}
+
+// TestNewPassiveSpoolHeld: a spool another agent holds stops this one,
+// which would otherwise submit every result a second time.
+func TestNewPassiveSpoolHeld(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	cfg := conf.Passive{CommandFile: filepath.Join(dir, "nagios.cmd")}
+	first, err := NewPassive(cfg, "web1", filepath.Join(dir, "spool"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Close() })
+	second, err := NewPassive(cfg, "web1", filepath.Join(dir, "spool"), log)
+	if err == nil {
+		second.Close()
+		t.Fatal("a second agent opened a spool in use")
+	}
+	if !strings.Contains(err.Error(), "in use by another agent's spool") {
+		t.Errorf("error %q does not say the spool is in use", err)
+	}
+}
+
+// TestPassiveCheck reads the immune_passive check's answer in each state.
+func TestPassiveCheck(t *testing.T) {
+	const perf = "|in_memory=%d;;;0 nagios_queued=%d;;;0 nagios_dropped=%dc icinga_queued=0;;;0 icinga_dropped=0c"
+	tests := []struct {
+		name  string
+		setup func(p *Passive)
+		want  string
+	}{
+		{"healthy", func(*Passive) {}, "PASSIVE OK - nagios 2 queued, icinga 0 queued" + fmt.Sprintf(perf, 0, 2, 0)},
+		{"disk full", func(p *Passive) {
+			p.spool.writeErr = fmt.Errorf("append to spool: %w", syscall.ENOSPC)
+		}, "PASSIVE WARNING - spool /var/spool/x cannot be written (append to spool: no space left on device): 0 results held in memory" + fmt.Sprintf(perf, 0, 2, 0)},
+		{"nagios down, results lost", func(p *Passive) {
+			p.targets[0].status.Down = true
+			p.targets[0].status.LastError = "nagios is not reading it"
+			p.spool.cursors[targetNagios].dropped = 7
+		}, "PASSIVE WARNING - nagios down (nagios is not reading it): 2 queued; nagios lost 7 results to the spool's bounds since the agent started" + fmt.Sprintf(perf, 0, 2, 7)},
+		{"spool unusable", func(p *Passive) {
+			p.spool.openErr = fmt.Errorf("create spool dir: %w", syscall.EROFS)
+		}, "PASSIVE CRITICAL - spool /var/spool/x cannot be used (create spool dir: read-only file system): 0 results held in memory only, lost if the agent stops" + fmt.Sprintf(perf, 0, 2, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := conf.Passive{
+				CommandFile: filepath.Join(dir, "nagios.cmd"),
+				Icinga:      &conf.Icinga{URL: "https://127.0.0.1:1", User: "agent"},
+			}
+			p, err := NewPassive(cfg, "web1", filepath.Join(dir, "spool"), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			submit(t, p, passiveStatus("s1", nagios.OK, "one", ""))
+			submit(t, p, passiveStatus("s1", nagios.OK, "two", ""))
+			// Icinga has taken both.
+			if err := p.spool.Ack(targetIcinga, 2); err != nil {
+				t.Fatal(err)
+			}
+			p.spool.dir = "/var/spool/x"
+			tt.setup(p)
+			var b strings.Builder
+			if err := passiveJob(p).check.Run(context.Background()).Write(&b); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSuffix(b.String(), "\n"); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,20 +55,58 @@ type Entry struct {
 // that, whole segments are dropped, oldest first, and each drop is logged
 // for every target that had not yet accepted the entries in it: how many
 // it lost and the time range of their checks.
+//
+// When the disk does not take a write (full, read-only, an I/O error),
+// entries wait in memory, after those on disk, and are delivered from
+// there; each later Append and Ack tries the disk again and moves them to
+// it once it takes them. Memory holds at most memMaxBytes of entries: past
+// that the oldest there is dropped, counted and logged. A spool opened with
+// OpenMemorySpool, for a directory that cannot be used at all, keeps
+// everything in memory: it lasts as long as the agent.
 type Spool struct {
 	dir      string
 	maxBytes int64
 	// segBytes is where a segment is closed and a new one started: small
 	// enough that a drop loses an eighth of the spool, not all of it.
-	segBytes int64
-	log      *slog.Logger
+	segBytes    int64
+	memMaxBytes int64
+	log         *slog.Logger
 
 	mu      sync.Mutex
 	segs    []*segment // oldest first; the last one is appended to
 	tail    *os.File   // the last segment, open for appending; nil until the first Append
 	next    uint64     // Seq of the next Append
 	cursors map[string]*cursor
-	lock    *dirlock.Lock // holds the spool's flock
+	lock    *dirlock.Lock // holds the spool's flock; nil for a memory spool
+	closed  bool
+
+	// mem holds, in Seq order, the entries the disk did not take; every
+	// entry on disk comes before them.
+	mem      []memEntry
+	memBytes int64
+	// openErr is why the directory could not be used (a memory spool);
+	// writeErr, the last failed write while entries or cursors wait in
+	// memory, nil while the disk takes everything.
+	openErr, writeErr error
+}
+
+// memEntry is an entry waiting in memory, with its line as written to disk.
+type memEntry struct {
+	e    Entry
+	line []byte
+}
+
+// SpoolHealth is what a Spool says of its disk.
+type SpoolHealth struct {
+	Dir string
+	// OpenErr is set when the directory could not be used: entries are
+	// kept in memory only, and lost when the agent stops.
+	OpenErr error
+	// WriteErr is set while the disk refuses writes and entries wait in memory.
+	WriteErr error
+	// InMemory entries, of MemoryBytes, wait in memory for the disk or a target.
+	InMemory    int
+	MemoryBytes int64
 }
 
 type segment struct {
@@ -83,6 +122,8 @@ type cursor struct {
 	readSeg, readOff, readSeq uint64
 	wake                      chan struct{}
 	dropped                   uint64
+	// dirty is set when the cursor moved but could not be saved.
+	dirty bool
 }
 
 const (
@@ -90,6 +131,9 @@ const (
 	cursorPrefix = "cursor-"
 	cursorSuffix = ".json"
 	maxSegBytes  = 4 << 20
+	// maxMemBytes bounds the entries kept in memory while the disk does
+	// not take them, when the spool's own bound is larger.
+	maxMemBytes = 16 << 20
 )
 
 // OpenSpool opens (creating it when missing) the spool in dir for the given
@@ -101,14 +145,7 @@ func OpenSpool(dir string, maxBytes int64, targets []string, log *slog.Logger) (
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool dir: %w", err)
 	}
-	s := &Spool{
-		dir:      dir,
-		maxBytes: maxBytes,
-		segBytes: min(max(maxBytes/8, 1), maxSegBytes),
-		log:      log,
-		cursors:  map[string]*cursor{},
-		next:     1,
-	}
+	s := newSpool(dir, maxBytes, log)
 	if s.lock, err = lockDir(dir); err != nil {
 		return nil, err
 	}
@@ -132,6 +169,43 @@ func OpenSpool(dir string, maxBytes int64, targets []string, log *slog.Logger) (
 		}
 	}
 	return s, nil
+}
+
+// OpenMemorySpool makes a spool that keeps its entries in memory only, for
+// when the spool in dir cannot be opened: why is openErr, which Health
+// reports. Its entries are lost when the agent stops.
+func OpenMemorySpool(dir string, maxBytes int64, targets []string, openErr error, log *slog.Logger) (*Spool, error) {
+	if maxBytes <= 0 {
+		return nil, fmt.Errorf("open spool %s: bound of %d bytes: must be positive", dir, maxBytes)
+	}
+	s := newSpool(dir, maxBytes, log)
+	s.openErr = openErr
+	for _, t := range targets {
+		if err := checkTarget(t); err != nil {
+			return nil, err
+		}
+		s.cursors[t] = &cursor{next: 1, wake: make(chan struct{}, 1)}
+	}
+	return s, nil
+}
+
+func newSpool(dir string, maxBytes int64, log *slog.Logger) *Spool {
+	return &Spool{
+		dir:         dir,
+		maxBytes:    maxBytes,
+		segBytes:    min(max(maxBytes/8, 1), maxSegBytes),
+		memMaxBytes: min(maxBytes, maxMemBytes),
+		log:         log,
+		cursors:     map[string]*cursor{},
+		next:        1,
+	}
+}
+
+func checkTarget(t string) error {
+	if t == "" || strings.ContainsAny(t, `/\`) {
+		return fmt.Errorf("open spool: bad target name %q", t)
+	}
+	return nil
 }
 
 func lockDir(dir string) (*dirlock.Lock, error) {
@@ -232,8 +306,8 @@ func (s *Spool) decode(file string, line []byte) (Entry, bool) {
 func (s *Spool) loadCursors(targets []string) error {
 	var fresh []*cursor
 	for _, t := range targets {
-		if t == "" || strings.ContainsAny(t, `/\`) {
-			return fmt.Errorf("open spool: bad target name %q", t)
+		if err := checkTarget(t); err != nil {
+			return err
 		}
 		c := &cursor{wake: make(chan struct{}, 1)}
 		data, err := os.ReadFile(s.cursorPath(t))
@@ -306,11 +380,13 @@ func (s *Spool) total() int64 {
 	return n
 }
 
-// Append adds e at the end of the spool, durably, numbering it.
+// Append adds e at the end of the spool, numbering it: durably, or in
+// memory while the disk does not take it. It fails only for an entry
+// larger than the whole spool, or a closed spool.
 func (s *Spool) Append(e Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lock == nil {
+	if s.closed {
 		return errors.New("append to spool: closed")
 	}
 	e.Seq = s.next
@@ -319,34 +395,15 @@ func (s *Spool) Append(e Entry) error {
 		return fmt.Errorf("encode spool entry: %w", err)
 	}
 	data = append(data, '\n')
-	size := int64(len(data))
-	if size > s.maxBytes {
+	if size := int64(len(data)); size > s.maxBytes {
 		return fmt.Errorf("append to spool: a result of %d bytes is larger than the whole spool (%d bytes)", size, s.maxBytes)
 	}
-	if s.tail == nil || (s.segs[len(s.segs)-1].size > 0 && s.segs[len(s.segs)-1].size+size > s.segBytes) {
-		if err := s.roll(); err != nil {
-			return err
-		}
-	}
-	seg := s.segs[len(s.segs)-1]
-	if _, err := s.tail.Write(data); err != nil {
-		s.undo(seg)
-		return fmt.Errorf("append to spool: %w", err)
-	}
-	if err := s.tail.Sync(); err != nil {
-		s.undo(seg)
-		return fmt.Errorf("append to spool: sync: %w", err)
-	}
-	seg.size += size
-	seg.last = e.Seq
 	s.next++
-	for s.total() > s.maxBytes && len(s.segs) > 1 {
-		if err := s.dropOldest(); err != nil {
-			// The entry is safe; only the bound could not be kept this time.
-			s.log.Error("spool: cannot drop the oldest results to keep the bound", "error", err)
-			break
-		}
-	}
+	// Behind what waits in memory, so that the order holds.
+	s.mem = append(s.mem, memEntry{e: e, line: data})
+	s.memBytes += int64(len(data))
+	s.diskResult(s.retryDisk())
+	s.boundMemory()
 	for _, c := range s.cursors {
 		select {
 		case c.wake <- struct{}{}:
@@ -354,6 +411,133 @@ func (s *Spool) Append(e Entry) error {
 		}
 	}
 	return nil
+}
+
+// retryDisk saves the cursors that could not be saved and moves what waits
+// in memory to disk, as far as the disk takes it.
+func (s *Spool) retryDisk() error {
+	if s.openErr != nil {
+		return nil
+	}
+	for t, c := range s.cursors {
+		if c.dirty {
+			if err := s.saveCursor(t, c); err != nil {
+				return err
+			}
+			c.dirty = false
+		}
+	}
+	if len(s.mem) == 0 {
+		return nil
+	}
+	list := s.mem
+	if s.writeErr != nil {
+		// One entry tries the disk: what waits in memory may be megabytes.
+		list = list[:1]
+	}
+	n, err := s.writeDisk(list)
+	if err == nil && n < len(s.mem) {
+		var more int
+		more, err = s.writeDisk(s.mem[n:])
+		n += more
+	}
+	for _, m := range s.mem[:n] {
+		s.memBytes -= int64(len(m.line))
+	}
+	s.mem = slices.Delete(s.mem, 0, n)
+	if s.writeErr != nil && n > 0 {
+		s.log.Info("spool: results moved from memory to disk", "dir", s.dir, "count", n)
+	}
+	return err
+}
+
+// collectMemory forgets the entries in memory every target has accepted.
+func (s *Spool) collectMemory() {
+	low := uint64(math.MaxUint64)
+	for _, c := range s.cursors {
+		low = min(low, c.next)
+	}
+	n := 0
+	for n < len(s.mem) && s.mem[n].e.Seq < low {
+		s.memBytes -= int64(len(s.mem[n].line))
+		n++
+	}
+	s.mem = slices.Delete(s.mem, 0, n)
+}
+
+// diskResult notes the outcome of a write: a new failure is logged once,
+// and so is the recovery.
+func (s *Spool) diskResult(err error) {
+	switch {
+	case err != nil && s.writeErr == nil:
+		s.log.Warn("spool: cannot write to disk; results wait in memory until it takes them",
+			"dir", s.dir, "error", err, "memory_max_bytes", s.memMaxBytes)
+	case err == nil && s.writeErr != nil:
+		s.log.Info("spool: writing to disk again", "dir", s.dir)
+	}
+	s.writeErr = err
+}
+
+// boundMemory drops the oldest entries in memory while they pass the
+// bound, moving every cursor past them, and logs what each target lost.
+func (s *Spool) boundMemory() {
+	for s.memBytes > s.memMaxBytes && len(s.mem) > 1 {
+		m := s.mem[0]
+		s.mem = slices.Delete(s.mem, 0, 1)
+		s.memBytes -= int64(len(m.line))
+		for name, c := range s.cursors {
+			if c.next > m.e.Seq {
+				continue
+			}
+			c.dropped++
+			c.next = m.e.Seq + 1
+			s.log.Warn("spool: memory bound reached while results cannot go to disk: dropped the oldest result in memory before it was delivered",
+				"target", name, "service", m.e.Service, "check_time", m.e.Start, "memory_max_bytes", s.memMaxBytes, "disk_error", s.writeErr)
+		}
+	}
+}
+
+// writeDisk appends list, entries in Seq order that follow those on disk,
+// to the segments, with one fsync a segment, and returns how many of them
+// are durable. A write that fails is cut off again.
+func (s *Spool) writeDisk(list []memEntry) (int, error) {
+	done := 0
+	for done < len(list) {
+		first := list[done].e.Seq
+		if err := s.rollFor(first, int64(len(list[done].line))); err != nil {
+			return done, err
+		}
+		seg := s.segs[len(s.segs)-1]
+		var buf []byte
+		n := 0
+		for _, m := range list[done:] {
+			size := int64(len(buf) + len(m.line))
+			if n > 0 && (seg.size+size > s.segBytes || m.e.Seq != first+uint64(n)) {
+				break
+			}
+			buf = append(buf, m.line...)
+			n++
+		}
+		if _, err := s.tail.Write(buf); err != nil {
+			s.undo(seg)
+			return done, fmt.Errorf("append to spool: %w", err)
+		}
+		if err := s.tail.Sync(); err != nil {
+			s.undo(seg)
+			return done, fmt.Errorf("append to spool: sync: %w", err)
+		}
+		seg.size += int64(len(buf))
+		seg.last = first + uint64(n) - 1
+		done += n
+		for s.total() > s.maxBytes && len(s.segs) > 1 {
+			if err := s.dropOldest(); err != nil {
+				// The entries are safe; only the bound could not be kept this time.
+				s.log.Error("spool: cannot drop the oldest results to keep the bound", "error", err)
+				break
+			}
+		}
+	}
+	return done, nil
 }
 
 // undo cuts a failed append's partial line off the tail, so that the next
@@ -364,9 +548,33 @@ func (s *Spool) undo(seg *segment) {
 	}
 }
 
-// roll starts a new tail segment.
-func (s *Spool) roll() error {
-	f, err := os.OpenFile(s.segPath(s.next), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+// rollFor starts a new tail segment for the entry seq, of size bytes, when
+// it does not belong in the current one: that is full, or seq does not
+// follow its last entry (entries were dropped from memory in between),
+// since a segment's entries run on without a gap.
+func (s *Spool) rollFor(seq uint64, size int64) error {
+	if s.tail != nil {
+		tail := s.segs[len(s.segs)-1]
+		switch {
+		case tail.size == 0 && tail.first == seq:
+			return nil
+		case tail.size == 0:
+			// Left empty by a failed write, and named for an entry since dropped.
+			if err := os.Remove(s.segPath(tail.first)); err == nil {
+				s.tail.Close()
+				s.tail = nil
+				s.segs = s.segs[:len(s.segs)-1]
+			}
+		case tail.size+size <= s.segBytes && tail.last+1 == seq:
+			return nil
+		}
+	}
+	return s.roll(seq)
+}
+
+// roll starts a new tail segment, for entries from seq on.
+func (s *Spool) roll(seq uint64) error {
+	f, err := os.OpenFile(s.segPath(seq), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("start spool segment: %w", err)
 	}
@@ -379,7 +587,7 @@ func (s *Spool) roll() error {
 		s.tail.Close()
 	}
 	s.tail = f
-	s.segs = append(s.segs, &segment{first: s.next, last: s.next - 1})
+	s.segs = append(s.segs, &segment{first: seq, last: seq - 1})
 	return nil
 }
 
@@ -497,7 +705,7 @@ func (s *Spool) Peek(target string, n int) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.cursors[target]
-	if !ok || s.lock == nil {
+	if !ok || s.closed {
 		return nil, fmt.Errorf("peek spool: no target %q", target)
 	}
 	var out []Entry
@@ -518,19 +726,30 @@ func (s *Spool) Peek(target string, n int) ([]Entry, error) {
 			c.readSeg, c.readOff, c.readSeq = seg.first, res.end, res.endSeq
 		}
 		if len(out) >= n {
+			return out, nil
+		}
+	}
+	for _, m := range s.mem {
+		if len(out) >= n {
 			break
+		}
+		if m.e.Seq >= c.next {
+			out = append(out, m.e)
 		}
 	}
 	return out, nil
 }
 
-// Ack records that the target accepted every entry up to seq, durably, and
-// deletes the segments no target needs any more.
+// Ack records that the target accepted every entry up to seq, durably
+// when the disk takes it, and deletes the segments and forgets the entries
+// in memory that no target needs any more. A cursor the disk does not
+// take is kept in memory and saved later: a crash meanwhile only sends
+// some results again.
 func (s *Spool) Ack(target string, seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.cursors[target]
-	if !ok || s.lock == nil {
+	if !ok || s.closed {
 		return fmt.Errorf("ack spool: no target %q", target)
 	}
 	// A drop may have moved the cursor past what the target just sent.
@@ -538,10 +757,17 @@ func (s *Spool) Ack(target string, seq uint64) error {
 		return nil
 	}
 	c.next = seq + 1
-	if err := s.saveCursor(target, c); err != nil {
-		return err
+	c.dirty = true
+	s.collectMemory()
+	if s.openErr != nil {
+		return nil
 	}
-	return s.collect()
+	err := s.retryDisk()
+	if err == nil {
+		err = s.collect()
+	}
+	s.diskResult(err)
+	return nil
 }
 
 // Pending is how many entries the target has not accepted yet.
@@ -549,14 +775,28 @@ func (s *Spool) Pending(target string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.cursors[target]
-	if !ok || len(s.segs) == 0 {
+	if !ok {
 		return 0
 	}
-	from := max(c.next, s.segs[0].first)
-	if from >= s.next {
-		return 0
+	var n uint64
+	for _, seg := range s.segs {
+		if from := max(c.next, seg.first); from <= seg.last {
+			n += seg.last - from + 1
+		}
 	}
-	return s.next - from
+	for _, m := range s.mem {
+		if m.e.Seq >= c.next {
+			n++
+		}
+	}
+	return n
+}
+
+// Health reports whether the spool is on disk and the disk takes writes.
+func (s *Spool) Health() SpoolHealth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SpoolHealth{Dir: s.dir, OpenErr: s.openErr, WriteErr: s.writeErr, InMemory: len(s.mem), MemoryBytes: s.memBytes}
 }
 
 // Dropped is how many entries the target lost to the bound since the spool was opened.
@@ -580,10 +820,25 @@ func (s *Spool) Wake(target string) <-chan struct{} {
 	return nil
 }
 
-// Close closes the spool's files and releases its lock.
+// Close moves what waits in memory to disk if it can, logging what it
+// cannot, closes the spool's files and releases its lock.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.collectMemory()
+	s.diskResult(s.retryDisk())
+	if len(s.mem) > 0 {
+		reason := s.openErr
+		if reason == nil {
+			reason = s.writeErr
+		}
+		s.log.Error("spool: results held in memory are lost as the spool closes: the disk does not take them",
+			"dir", s.dir, "count", len(s.mem), "from", s.mem[0].e.Start, "to", s.mem[len(s.mem)-1].e.Start, "error", reason)
+	}
 	var errs []error
 	if s.tail != nil {
 		errs = append(errs, s.tail.Close())

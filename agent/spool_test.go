@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -364,5 +367,135 @@ func TestSpoolBadArguments(t *testing.T) {
 				t.Errorf("error %q lacks %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// smallDisk mounts a tmpfs of size bytes on a directory of the test's, so
+// that the test can fill it; without the right to mount the test is skipped.
+func smallDisk(t *testing.T, size int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Skipf("a full disk is a small tmpfs, and mounting one failed (the test needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount the test's tmpfs: %v", err)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file in dir until the disk is full, and returns a
+// function that removes it.
+func fillDisk(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, 4096)
+	for {
+		if _, err := f.Write(page); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	return func() {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSpoolDiskFull fills the spool's disk: results wait in memory, are
+// peeked from there in order, and go to disk once it has room again, so
+// that none is lost, across a restart either.
+func TestSpoolDiskFull(t *testing.T) {
+	dir := smallDisk(t, 64<<10)
+	var log spoolLog
+	s := openTestSpool(t, dir, 1<<20, log.logger(), "a", "b")
+	appendN(t, s, 1, 5)
+	free := fillDisk(t, dir)
+	appendN(t, s, 6, 60)
+	h := s.Health()
+	if !errors.Is(h.WriteErr, syscall.ENOSPC) || h.InMemory == 0 || h.OpenErr != nil {
+		t.Fatalf("health of a full spool: %+v", h)
+	}
+	if !strings.Contains(log.String(), "cannot write to disk") || !strings.Contains(log.String(), "no space left on device") {
+		t.Errorf("the full disk was not logged:\n%s", log.String())
+	}
+	if got := outputs(t, s, "a"); !slices.Equal(got, results(1, 60)) {
+		t.Fatalf("peek with the disk full = %q", got)
+	}
+	// b takes everything, from disk and memory, while the disk is full:
+	// its cursor waits in memory to be saved.
+	if err := s.Ack("b", 60); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Pending("b"); got != 0 {
+		t.Errorf("b pending %d after taking everything", got)
+	}
+	if got := s.Pending("a"); got != 60 {
+		t.Errorf("a pending %d, want 60", got)
+	}
+
+	free()
+	appendN(t, s, 61, 61)
+	if h := s.Health(); h.WriteErr != nil || h.InMemory != 0 {
+		t.Errorf("health once the disk has room: %+v", h)
+	}
+	if !strings.Contains(log.String(), "writing to disk again") {
+		t.Errorf("the recovery was not logged:\n%s", log.String())
+	}
+	s.Close()
+	s = openTestSpool(t, dir, 1<<20, log.logger(), "a", "b")
+	if got := outputs(t, s, "a"); !slices.Equal(got, results(1, 61)) {
+		t.Errorf("a after a restart = %q", got)
+	}
+	if got := outputs(t, s, "b"); !slices.Equal(got, results(61, 61)) {
+		t.Errorf("b after a restart = %q, want only what it had not taken", got)
+	}
+}
+
+// TestSpoolMemoryBound keeps the disk full past the memory's bound: the
+// oldest results in memory are dropped, counted and logged, and the rest
+// go to disk, after the gap, once it has room.
+func TestSpoolMemoryBound(t *testing.T) {
+	dir := smallDisk(t, 64<<10)
+	var log spoolLog
+	s := openTestSpool(t, dir, 1<<20, log.logger(), "a")
+	line, err := json.Marshal(withSeq(spoolEntry(1), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.memMaxBytes = int64(3*(len(line)+1) + 2) // three results, with room for longer numbers
+	free := fillDisk(t, dir)
+	appendN(t, s, 1, 10)
+	if got := outputs(t, s, "a"); !slices.Equal(got, results(8, 10)) {
+		t.Fatalf("peek = %q, want the newest three", got)
+	}
+	if got, want := s.Dropped("a"), uint64(7); got != want {
+		t.Errorf("dropped %d, want %d", got, want)
+	}
+	if n := strings.Count(log.String(), "memory bound reached"); n != 7 {
+		t.Errorf("%d drops logged, want 7:\n%s", n, log.String())
+	}
+	free()
+	appendN(t, s, 11, 11)
+	if got := s.Pending("a"); got != 4 {
+		t.Errorf("pending %d, want 4", got)
+	}
+	s.Close()
+	s = openTestSpool(t, dir, 1<<20, log.logger(), "a")
+	if got := outputs(t, s, "a"); !slices.Equal(got, results(8, 11)) {
+		t.Errorf("after a restart = %q", got)
+	}
+	if got := s.Pending("a"); got != 4 {
+		t.Errorf("pending after a restart %d, want 4", got)
 	}
 }

@@ -16,6 +16,16 @@ import (
 // Lock is a held directory lock.
 type Lock struct{ f *os.File }
 
+// ErrHeld is what Take's error is when another process holds the lock:
+// the caller may give up, while any other error is about the directory.
+var ErrHeld = errors.New("directory lock held by another process")
+
+// heldError names the holder, and is ErrHeld.
+type heldError struct{ msg string }
+
+func (e *heldError) Error() string        { return e.msg }
+func (e *heldError) Is(target error) bool { return target == ErrHeld }
+
 // Take locks dir, or says which process holds it. what names the holder's
 // kind in the error ("coordinator", "agent").
 func Take(dir, what string) (*Lock, error) {
@@ -31,7 +41,7 @@ func Take(dir, what string) (*Lock, error) {
 			if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
 				holder += " (pid " + strings.TrimSpace(string(b)) + ")"
 			}
-			return nil, fmt.Errorf("%s is in use by %s", dir, holder)
+			return nil, &heldError{fmt.Sprintf("%s is in use by %s", dir, holder)}
 		}
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}

@@ -1,6 +1,7 @@
 package dirlock
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -15,8 +16,8 @@ func TestTake(t *testing.T) {
 	}
 	_, err = Take(dir, "coordinator")
 	want := fmt.Sprintf("%s is in use by another coordinator (pid %d)", dir, os.Getpid())
-	if err == nil || err.Error() != want {
-		t.Errorf("second lock: %v, want %s", err, want)
+	if err == nil || err.Error() != want || !errors.Is(err, ErrHeld) {
+		t.Errorf("second lock: %v, want %s (ErrHeld)", err, want)
 	}
 	if err := l.Release(); err != nil {
 		t.Fatal(err)
