@@ -23,7 +23,6 @@ import (
 // request names: a fuzzed artifact_url never leaves the machine.
 type fuzzDeployEnv struct {
 	handler http.Handler
-	d       *Deployer
 	base    string // the dir holding the root and the token file
 	url     string // of the good artifact
 	sum     string
@@ -57,7 +56,6 @@ func newFuzzDeployEnv(f *testing.F) *fuzzDeployEnv {
 			return dialer.DialContext(ctx, "tcp", srv.Listener.Addr().String())
 		},
 	}}
-	e.d = d
 	e.handler = (&API{Host: "fuzz", HostType: "www", Token: "read-token", Log: log, Deployer: d}).Handler()
 	// Two releases, so that a rollback has somewhere to go.
 	for _, rev := range []string{"v1", "v2"} {

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,16 +23,20 @@ import (
 )
 
 // fuzzServer is the coordinator's API over a store holding one running
-// push and a commit lock, and an artifact dir with one good artifact and
+// push and a commit lock (put back after each unlock), and an artifact dir with one good artifact and
 // one bad. The coordinator is a standby (Leading is false), so a push
 // request that passes every check is answered 409 and no push starts.
 type fuzzServer struct {
 	fleet       *conf.Fleet
+	store       *FileStore
 	artifactDir string
 	good, bad   string // sha256s
 }
 
 const fuzzPushID = "20260102-030405-000-v1"
+
+// errLocked leaves the locks as they are: the commit lock is still set.
+var errLocked = errors.New("still locked")
 
 func newFuzzServer(f *testing.F) *fuzzServer {
 	dir := f.TempDir()
@@ -45,7 +50,14 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &fuzzServer{fleet: fleet, artifactDir: filepath.Join(dir, "artifacts")}
+	store, err := OpenFileStore(filepath.Join(dir, "store"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := store.SavePush(&Push{ID: fuzzPushID, Revision: "v1", Who: "ann", Created: time.Now().UTC(), State: StateBaseline}); err != nil {
+		f.Fatal(err)
+	}
+	s := &fuzzServer{fleet: fleet, store: store, artifactDir: filepath.Join(dir, "artifacts")}
 	if err := os.MkdirAll(s.artifactDir, 0o700); err != nil {
 		f.Fatal(err)
 	}
@@ -72,25 +84,21 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 	return s
 }
 
-// post sends body to path on a fresh store, and checks the answer is JSON
-// with an error that says something, or the JSON of what was done.
+// post sends body to path, and checks the answer is JSON with an error
+// that says something, or the JSON of what was done.
 func (s *fuzzServer) post(t *testing.T, path, body string, allowed ...int) {
 	t.Helper()
-	store, err := OpenFileStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SavePush(&Push{ID: fuzzPushID, Revision: "v1", Who: "ann", Created: time.Now().UTC(), State: StateBaseline}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.UpdateLocks(func(l *Locks) error {
+	if err := s.store.UpdateLocks(func(l *Locks) error {
+		if l.Commit != nil {
+			return errLocked
+		}
 		l.Commit = &CommitLock{Push: "older", Revision: "v0", Reason: "rolled back", Since: time.Now().UTC()}
 		return nil
-	}); err != nil {
+	}); err != nil && !errors.Is(err, errLocked) {
 		t.Fatal(err)
 	}
 	c := &Coordinator{
-		Fleet: s.fleet, Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Fleet: s.fleet, Store: s.store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Leading: func() bool { return false },
 	}
 	srv := &Server{C: c, OperatorToken: "op", DeployToken: "secret", ArtifactDir: s.artifactDir}
