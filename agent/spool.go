@@ -134,6 +134,10 @@ const (
 	// maxMemBytes bounds the entries kept in memory while the disk does
 	// not take them, when the spool's own bound is larger.
 	maxMemBytes = 16 << 20
+	// maxSeq bounds the numbers read back from the files: no spool
+	// appends 2^63 results, so a larger one is damage, and taken as it is
+	// it would wrap the next number round to 0, past every cursor.
+	maxSeq = 1 << 63
 )
 
 // OpenSpool opens (creating it when missing) the spool in dir for the given
@@ -293,7 +297,11 @@ func (s *Spool) scanTail(seg *segment) (int64, error) {
 // decode reads one line, logging one that cannot be read.
 func (s *Spool) decode(file string, line []byte) (Entry, bool) {
 	var e Entry
-	if err := json.Unmarshal(line, &e); err != nil || e.Seq == 0 {
+	err := json.Unmarshal(line, &e)
+	if err == nil && (e.Seq == 0 || e.Seq >= maxSeq) {
+		err = fmt.Errorf("seq %d out of range", e.Seq)
+	}
+	if err != nil {
 		s.log.Warn("spool: skipping an entry that cannot be read", "file", file, "error", err, "bytes", len(line))
 		return Entry{}, false
 	}
@@ -318,9 +326,14 @@ func (s *Spool) loadCursors(targets []string) error {
 			return fmt.Errorf("read spool cursor: %w", err)
 		default:
 			var v struct{ Next uint64 }
-			if err := json.Unmarshal(data, &v); err != nil {
+			err := json.Unmarshal(data, &v)
+			if err == nil && v.Next >= maxSeq {
+				err = fmt.Errorf("next %d out of range", v.Next)
+			}
+			if err != nil {
 				// Sending again beats losing: start from the oldest entry.
 				s.log.Warn("spool: cursor cannot be read, resending every entry kept", "target", t, "error", err)
+				v.Next = 0 // a type error may leave a number decoded before it
 			}
 			c.next = v.Next
 			// A cursor past the end would make the next entries invisible.

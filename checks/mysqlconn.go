@@ -329,13 +329,19 @@ func mysqlGreeting(ctx context.Context, cfg *mysql.Config) (version string, prot
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
+	return readMySQLGreeting(conn)
+}
+
+// readMySQLGreeting reads the handshake packet from r: the first 1024
+// bytes of its payload are plenty for the two fields wanted.
+func readMySQLGreeting(r io.Reader) (version string, protocol int, err error) {
 	var header [4]byte
-	if _, err := io.ReadFull(conn, header[:]); err != nil {
+	if _, err := io.ReadFull(r, header[:]); err != nil {
 		return "", 0, fmt.Errorf("read the greeting: %w", err)
 	}
 	n := int(binary.LittleEndian.Uint32(append(header[:3:3], 0)))
 	payload := make([]byte, min(n, 1024))
-	if _, err := io.ReadFull(conn, payload); err != nil {
+	if _, err := io.ReadFull(r, payload); err != nil {
 		return "", 0, fmt.Errorf("read the greeting: %w", err)
 	}
 	if len(payload) < 2 || payload[0] == 0xff {

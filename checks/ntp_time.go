@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -258,22 +259,36 @@ func (p *ntpPeer) query(ctx context.Context) {
 			p.setErr(ctx, fmt.Errorf("await answer: %w", err))
 			return
 		}
-		resp, err := parseNTPPacket(buf[:n])
-		if err != nil || resp.mode != ntpModeServer || resp.transmit == 0 || !sent[resp.origin] {
-			continue
-		}
-		delete(sent, resp.origin)
-		p.answers++
-		if resp.stratum == 0 {
-			p.kiss = strings.TrimRight(string(resp.refID[:]), "\x00")
+		answered, kissed := p.take(buf[:n], sent, t4)
+		if kissed {
 			return
 		}
-		offset, delay := clockOffset(resp.origin, resp.receive, resp.transmit, t4)
-		p.samples = append(p.samples, ntpSample{offset, delay})
-		p.stratum, p.leap = resp.stratum, resp.leap
-		p.rootDelay, p.rootDisp = shortSeconds(resp.rootDelay), shortSeconds(resp.rootDisp)
-		needSend = true
+		needSend = answered
 	}
+}
+
+// take reads one datagram received at t4 as an answer to the requests
+// whose transmit timestamps are in sent, and records it in p. answered is
+// false for anything else (not a server's packet, or not an answer to
+// ours), kissed true for a kiss-o'-death, after which p is done.
+func (p *ntpPeer) take(b []byte, sent map[ntpTimestamp]bool, t4 ntpTimestamp) (answered, kissed bool) {
+	resp, err := parseNTPPacket(b)
+	if err != nil || resp.mode != ntpModeServer || resp.transmit == 0 || !sent[resp.origin] {
+		return false, false
+	}
+	delete(sent, resp.origin)
+	p.answers++
+	if resp.stratum == 0 {
+		// An all-NUL code is kept as sent: an empty one would read as no
+		// kiss at all, an answer without a sample.
+		p.kiss = cmp.Or(strings.TrimRight(string(resp.refID[:]), "\x00"), string(resp.refID[:]))
+		return true, true
+	}
+	offset, delay := clockOffset(resp.origin, resp.receive, resp.transmit, t4)
+	p.samples = append(p.samples, ntpSample{offset, delay})
+	p.stratum, p.leap = resp.stratum, resp.leap
+	p.rootDelay, p.rootDisp = shortSeconds(resp.rootDelay), shortSeconds(resp.rootDisp)
+	return true, false
 }
 
 // setErr records why p stopped, unless it stopped because its time was up.

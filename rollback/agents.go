@@ -233,12 +233,18 @@ func (c *AgentClient) call(ctx context.Context, h conf.Host, method, path, token
 	if err != nil {
 		return fmt.Errorf("%s %s %s: read answer: %w", h.Name, method, path, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		return &StatusError{Host: h.Name, Method: method, Path: path, Code: resp.StatusCode, Status: resp.Status, Msg: strings.TrimSpace(string(data))}
+	return decodeAnswer(h.Name, method, path, resp.StatusCode, resp.Status, data, out)
+}
+
+// decodeAnswer reads an agent's answer to one call: a non-2xx is a
+// *StatusError carrying its message, a 2xx is decoded into out.
+func decodeAnswer(host, method, path string, code int, status string, data []byte, out any) error {
+	if code/100 != 2 {
+		return &StatusError{Host: host, Method: method, Path: path, Code: code, Status: status, Msg: strings.TrimSpace(string(data))}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s %s: decode answer: %w", h.Name, method, path, err)
+			return fmt.Errorf("%s %s %s: decode answer: %w", host, method, path, err)
 		}
 	}
 	return nil

@@ -103,8 +103,14 @@ func (c *Client) Call(ctx context.Context, method, path string, body, out any) e
 	if err != nil {
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		e := &Error{Method: method, Path: path, Code: resp.StatusCode, Status: resp.Status, Msg: strings.TrimSpace(string(data))}
+	return decodeAnswer(method, path, resp.StatusCode, resp.Status, data, out)
+}
+
+// decodeAnswer reads the coordinator's answer to one call: a non-2xx is an
+// *Error, a 2xx is decoded into out.
+func decodeAnswer(method, path string, code int, status string, data []byte, out any) error {
+	if code/100 != 2 {
+		e := &Error{Method: method, Path: path, Code: code, Status: status, Msg: strings.TrimSpace(string(data))}
 		var answer struct{ Error string }
 		if json.Unmarshal(data, &answer) == nil && answer.Error != "" {
 			e.Msg, e.hadJSON = answer.Error, true
