@@ -13,7 +13,7 @@ LDFLAGS   := -X github.com/immune-ops/immune/version.Version=$(VERSION) -X githu
 TEST_PKGS := monitoring-plugins nagios-nrpe-plugin memcached mariadb-server nagios4-core icinga2-bin chromium prometheus
 export IMMUNE_REQUIRE_REAL ?= 1
 
-.PHONY: all build demo test deps bench bench-judge bench-deps vet fuzz clean package install
+.PHONY: all build demo test deps bench bench-judge bench-deps vet fuzz clean package install faults
 
 all: build
 
@@ -62,6 +62,16 @@ bench: bench-deps build
 # bench-judge: only the judge's figures over many simulated pushes (a minute or two).
 bench-judge:
 	$(GO) run ./cmd/benchtable -judge-only
+
+# faults: real agents in network namespaces and real coordinators, a link
+# cut, slowed or a leader cut from MySQL mid-push (root or CAP_NET_ADMIN;
+# skipped with the reason otherwise); prints the table of what each fault
+# did. About a minute.
+FAULTS_TABLE ?= $(or $(TMPDIR),/tmp)/immune-faults-table.txt
+faults: deps
+	@rm -f $(FAULTS_TABLE)
+	IMMUNE_FAULTS_TABLE=$(FAULTS_TABLE) $(GO) test ./faults -run TestFaults -v -count=1 -timeout 5m; \
+	status=$$?; [ -f $(FAULTS_TABLE) ] && cat $(FAULTS_TABLE); exit $$status
 
 # fuzz: every fuzz target in the module for FUZZTIME each, then a table of
 # execs and crashes per target (exit 1 if any crashed).

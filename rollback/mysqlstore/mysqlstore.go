@@ -26,6 +26,19 @@ const LeaderLock = "immune-coordinator-leader"
 // queryTimeout bounds every statement.
 const queryTimeout = 10 * time.Second
 
+// lockIdleTimeout is the leader lock connection's wait_timeout: how long
+// MySQL keeps the lock of a leader it no longer hears from. A leader cut
+// off by a silent partition cannot release it, and without this MySQL
+// would hold it for its wait_timeout (8 hours by default), the standby
+// unable to take over. It must outlast the leader's own notice that it is
+// cut off (a keepalive every holdInterval, each up to queryTimeout) and a
+// store write it had in flight then (queryTimeout), so that the old leader
+// has stopped before a new one starts.
+const lockIdleTimeout = 3 * queryTimeout
+
+// holdInterval is how often the leader checks that it still holds the lock.
+const holdInterval = 2 * time.Second
+
 // Store is a rollback.Store in MySQL.
 type Store struct {
 	db      *sql.DB
@@ -209,7 +222,10 @@ func (s *Store) Lead(ctx context.Context) (context.Context, error) {
 		conn, err := s.db.Conn(ctx)
 		if err == nil {
 			var got sql.NullInt64
-			err = conn.QueryRowContext(ctx, `SELECT GET_LOCK(?, 1)`, LeaderLock).Scan(&got)
+			_, err = conn.ExecContext(ctx, fmt.Sprintf(`SET SESSION wait_timeout = %d`, int(lockIdleTimeout.Seconds())))
+			if err == nil {
+				err = conn.QueryRowContext(ctx, `SELECT GET_LOCK(?, 1)`, LeaderLock).Scan(&got)
+			}
 			if err == nil && got.Valid && got.Int64 == 1 {
 				return s.hold(ctx, conn), nil
 			}
@@ -232,7 +248,7 @@ func (s *Store) hold(ctx context.Context, conn *sql.Conn) context.Context {
 		defer cancel()
 		defer s.leading.Store(false)
 		defer discard(conn)
-		t := time.NewTicker(2 * time.Second)
+		t := time.NewTicker(holdInterval)
 		defer t.Stop()
 		for {
 			select {
