@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 
 	"github.com/immune-ops/immune/agent"
 	"github.com/immune-ops/immune/checks"
@@ -30,9 +31,8 @@ func main() {
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("immune agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "", "agent config `file` (see conf/agent.yaml)")
-	checkOnly := fs.String("check-config", "", "validate the config `file` and exit: 0 when valid")
-	verbose := fs.Bool("v", false, "log debug messages")
+	flags := cmdflags.AgentFlags(fs)
+	config, checkOnly, verbose := flags.Config, flags.CheckConfig, flags.Verbose
 	if code, done := cli.Parse(fs, args, "immune-agent", stdout); done {
 		return code
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 	"github.com/immune-ops/immune/netlimit"
 
 	"github.com/immune-ops/immune/conf"
@@ -45,8 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("immune coordinator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "", "fleet config `file` (see conf/fleet.yaml)")
-	checkOnly := fs.String("check-config", "", "validate the fleet config `file` and exit: 0 when valid")
+	flags := cmdflags.CoordinatorFlags(fs)
+	config, checkOnly := flags.Config, flags.CheckConfig
 	if code, done := cli.Parse(fs, args, "immune-coordinator", stdout); done {
 		return code
 	}
