@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 
 	"github.com/immune-ops/immune/rollback"
 )
@@ -31,9 +32,7 @@ func runOrder(ctx context.Context, kind string, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "usage: %s ID%s [flags]: %s\n", name, map[bool]string{true: " HOST", false: ""}[kind == rollback.OrderForgetHost], orderKinds[kind])
 		fs.PrintDefaults()
 	}
-	newClient := clientFlags(fs)
-	reason := fs.String("reason", "", "why (required for abort, promote and forget-host)")
-	who := fs.String("who", whoami(), "who gives the order")
+	f := cmdflags.OrderFlags(fs)
 	// The push's ID (and host) come first, flags after, as people type them.
 	var positional []string
 	for len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -51,19 +50,19 @@ func runOrder(ctx context.Context, kind string, args []string, stdout, stderr io
 		fs.Usage()
 		return 2
 	}
-	c, err := newClient()
+	c, err := newClient(f.Client)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
-	o := rollback.Order{Kind: kind, Who: *who, Reason: *reason}
+	o := rollback.Order{Kind: kind, Who: who(ctx, *f.Who), Reason: *f.Reason}
 	if want == 2 {
 		o.Host = positional[1]
 	}
 	if err := c.Call(ctx, http.MethodPost, "/api/v1/pushes/"+positional[0]+"/orders", o, nil); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, explain(err, f.Client))
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: %s taken by push %s; it acts on it at its next step\n", kind, *who, positional[0])
+	fmt.Fprintf(stdout, "%s: %s taken by push %s; it acts on it at its next step\n", kind, o.Who, positional[0])
 	return 0
 }
