@@ -77,7 +77,7 @@ func who(ctx context.Context, given string) string {
 
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		if _, ok := orderKinds[args[0]]; ok {
+		if _, ok := cmdflags.Order(args[0]); ok {
 			return runOrder(ctx, args[0], args[1:], stdout, stderr)
 		}
 	}

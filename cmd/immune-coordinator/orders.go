@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
 	"github.com/immune-ops/immune/cmd/internal/cmdflags"
@@ -13,23 +14,14 @@ import (
 	"github.com/immune-ops/immune/rollback"
 )
 
-// orderKinds are the verbs of `immune push VERB ID`: an operator's orders
-// to a running push.
-var orderKinds = map[string]string{
-	rollback.OrderAbort:      "roll the push back now",
-	rollback.OrderHold:       "stop advancing the push; verdicts still roll it back",
-	rollback.OrderResume:     "let a held push advance again",
-	rollback.OrderPromote:    "skip the rest of this phase's observation and take the next phase now",
-	rollback.OrderForgetHost: "stop retrying a host that will not come back (immune push forget-host ID HOST)",
-}
-
 // runOrder gives the order kind to a push: immune push KIND ID [HOST] --reason "...".
 func runOrder(ctx context.Context, kind string, args []string, stdout, stderr io.Writer) int {
 	name := "immune push " + kind
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	order, _ := cmdflags.Order(kind)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s ID%s [flags]: %s\n", name, map[bool]string{true: " HOST", false: ""}[kind == rollback.OrderForgetHost], orderKinds[kind])
+		fmt.Fprintf(stderr, "usage: %s %s [flags]: %s\n", name, order.Args, order.Summary)
 		fs.PrintDefaults()
 	}
 	f := cmdflags.OrderFlags(fs)
@@ -42,10 +34,7 @@ func runOrder(ctx context.Context, kind string, args []string, stdout, stderr io
 		return code
 	}
 	positional = append(positional, fs.Args()...)
-	want := 1
-	if kind == rollback.OrderForgetHost {
-		want = 2
-	}
+	want := len(strings.Fields(order.Args))
 	if len(positional) != want {
 		fs.Usage()
 		return 2

@@ -214,15 +214,15 @@ func PushFlags(fs *flag.FlagSet) *Push {
 	}
 }
 
-// Order are the flags of immune push abort|hold|resume|promote|forget-host.
-type Order struct {
+// OrderFlagValues are the flags of immune push abort|hold|resume|promote|forget-host.
+type OrderFlagValues struct {
 	*Client
 	Reason, Who *string
 }
 
 // OrderFlags defines the flags of an order to a push on fs.
-func OrderFlags(fs *flag.FlagSet) *Order {
-	return &Order{
+func OrderFlags(fs *flag.FlagSet) *OrderFlagValues {
+	return &OrderFlagValues{
 		Client: ClientFlags(fs, true),
 		Reason: fs.String("reason", "", "`why` (required for abort, promote and forget-host)"),
 		Who:    fs.String("who", "", fmt.Sprintf(whoUsage, "gives the order")),
@@ -264,4 +264,32 @@ func UnlockFlags(fs *flag.FlagSet) *Unlock {
 		Reason: fs.String("reason", "", "`why` pushes may go on: what was fixed (required)"),
 		Who:    fs.String("who", "", fmt.Sprintf(whoUsage, "clears the lock")),
 	}
+}
+
+// OrderKind is one order an operator gives a running push:
+// immune push NAME ID [HOST].
+type OrderKind struct {
+	Name, Summary string
+	// Args are the order's operands: "ID", or "ID HOST".
+	Args string
+}
+
+// Orders are the orders a push takes, as package rollback names them
+// (cmd/immune-coordinator's test says they agree).
+var Orders = []OrderKind{
+	{"abort", "roll the push back now", "ID"},
+	{"hold", "stop advancing the push; verdicts still roll it back", "ID"},
+	{"resume", "let a held push advance again", "ID"},
+	{"promote", "skip the rest of this phase's observation and take the next phase now", "ID"},
+	{"forget-host", "stop retrying a host that will not come back", "ID HOST"},
+}
+
+// Order is the order kind named name, if there is one.
+func Order(name string) (OrderKind, bool) {
+	for _, o := range Orders {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return OrderKind{}, false
 }
