@@ -45,7 +45,7 @@ func TestPackages(t *testing.T) {
 		"etc/immune/agent.yaml": 0o640, "etc/immune/fleet.yaml": 0o640,
 		"lib/systemd/system/immune-agent.service": 0o644, "lib/systemd/system/immune-coordinator.service": 0o644,
 		"usr/share/doc/immune-coordinator/fleet.yaml": 0o644,
-		"usr/share/man/man1/immune.1.gz": 0o644, "usr/share/man/man1/immune-push.1.gz": 0o644, "usr/share/man/man1/immune-status.1.gz": 0o644,
+		"usr/share/man/man1/immune.1.gz":              0o644, "usr/share/man/man1/immune-push.1.gz": 0o644, "usr/share/man/man1/immune-status.1.gz": 0o644,
 		"usr/share/man/man8/immune-agent.8.gz": 0o644, "usr/share/man/man8/immune-coordinator.8.gz": 0o644,
 		"usr/share/bash-completion/completions/immune": 0o644, "usr/share/zsh/vendor-completions/_immune": 0o644,
 	} {
