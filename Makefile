@@ -13,7 +13,7 @@ LDFLAGS   := -X github.com/immune-ops/immune/version.Version=$(VERSION) -X githu
 TEST_PKGS := monitoring-plugins nagios-nrpe-plugin memcached mariadb-server nagios4-core icinga2-bin chromium prometheus
 export IMMUNE_REQUIRE_REAL ?= 1
 
-.PHONY: all build demo test deps bench bench-judge bench-deps vet fuzz clean package install faults
+.PHONY: all build demo test deps bench bench-judge bench-deps vet fuzz clean package install faults man
 
 all: build
 
@@ -79,6 +79,13 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) run ./cmd/fuzztable -fuzztime $(FUZZTIME)
 
+# man: the man pages in man/, written by bin/immune from the flags its
+# commands parse (immune completion bash|zsh prints the completions; the
+# packages ship both).
+man: build
+	rm -rf man
+	$(BIN)/immune man man
+
 # package: .deb and .rpm packages of immune, immune-agent and
 # immune-coordinator in dist/ (nfpm, as a Go library: nothing to download).
 package: build
@@ -87,8 +94,13 @@ package: build
 # install: the binaries, the check links and the systemd units under
 # $(DESTDIR)$(PREFIX), as the packages lay them out.
 PREFIX ?= /usr
-install: build
+install: build man
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/immune/plugins $(DESTDIR)/lib/systemd/system $(DESTDIR)/etc/immune
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+	install -m 0644 $$(ls man/*.1 | grep -v immune-demo) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	$(BIN)/immune completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/immune
+	$(BIN)/immune completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_immune
 	install -m 0755 $(BIN)/immune $(BIN)/immune-agent $(BIN)/immune-coordinator $(DESTDIR)$(PREFIX)/bin/
 	for c in $$($(BIN)/immune check --list --names); do ln -sf $(PREFIX)/bin/immune $(DESTDIR)$(PREFIX)/lib/immune/plugins/$$c; done
 	install -m 0644 packaging/immune-agent.service packaging/immune-coordinator.service $(DESTDIR)/lib/systemd/system/
@@ -96,4 +108,4 @@ install: build
 	[ -e $(DESTDIR)/etc/immune/fleet.yaml ] || install -m 0640 packaging/fleet.yaml $(DESTDIR)/etc/immune/fleet.yaml
 
 clean:
-	rm -rf $(BIN) dist
+	rm -rf $(BIN) dist man

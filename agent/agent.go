@@ -80,22 +80,12 @@ func New(cfg *conf.Agent, log *slog.Logger) (_ *Agent, err error) {
 	if a.store, err = OpenStore(filepath.Join(cfg.DataDir, "state.json")); err != nil {
 		return nil, err
 	}
-	names := map[string]bool{}
-	for _, c := range cfg.Checks {
-		names[c.Name] = true
-	}
 	if a.passive, err = NewPassive(cfg.Passive, cfg.Host, filepath.Join(cfg.DataDir, "spool"), log); err != nil {
 		return nil, err
 	}
-	if a.jobs, err = buildJobs(cfg.Checks, slogWriter{log}); err != nil {
+	var names map[string]bool
+	if a.jobs, names, err = a.buildAllJobs(cfg.Checks); err != nil {
 		return nil, err
-	}
-	if a.passive.Enabled() {
-		if names[passiveCheckName] {
-			return nil, fmt.Errorf("check %s: the name is taken by the agent's own check of passive submission", passiveCheckName)
-		}
-		names[passiveCheckName] = true
-		a.jobs = append(a.jobs, passiveJob(a.passive))
 	}
 	a.store.Keep(names)
 	a.sched = NewScheduler(a.jobs, a.store, cfg.MaxConcurrent, log)
@@ -121,6 +111,27 @@ func New(cfg *conf.Agent, log *slog.Logger) (_ *Agent, err error) {
 		}
 	}
 	return a, nil
+}
+
+// buildAllJobs builds the configured checks and the agent's own, and
+// names them all.
+func (a *Agent) buildAllJobs(checks []conf.Check) ([]*job, map[string]bool, error) {
+	names := map[string]bool{}
+	for _, c := range checks {
+		names[c.Name] = true
+	}
+	if a.passive.Enabled() && names[passiveCheckName] {
+		return nil, nil, fmt.Errorf("check %s: the name is taken by the agent's own check of passive submission", passiveCheckName)
+	}
+	jobs, err := buildJobs(checks, slogWriter{a.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.passive.Enabled() {
+		names[passiveCheckName] = true
+		jobs = append(jobs, passiveJob(a.passive))
+	}
+	return jobs, names, nil
 }
 
 // NRPEAddr is where the NRPE listener listens, or nil when it is off.

@@ -66,17 +66,13 @@ func (a *Agent) stopScheduler() {
 // keep their old values until a restart, and the result names them. When
 // the new checks cannot be built, nothing changes and the error says why.
 func (a *Agent) Reload(cfg *conf.Agent) (restartNeeded []string, err error) {
-	jobs, err := buildJobs(cfg.Checks, slogWriter{a.log})
+	jobs, names, err := a.buildAllJobs(cfg.Checks)
 	if err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
 	next := *cfg
 	restartNeeded = conf.KeepSettings(&next, a.cfg, StartupSettings...)
 	sched := NewScheduler(jobs, a.store, next.MaxConcurrent, a.log)
-	names := map[string]bool{}
-	for _, c := range next.Checks {
-		names[c.Name] = true
-	}
 
 	a.mu.Lock()
 	oldJobs, oldRun := a.jobs, a.run

@@ -77,7 +77,7 @@ func FuzzUnpack(f *testing.F) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		err := unpack(context.Background(), &gz, dir)
+		err := unpack(context.Background(), &gz, dir, unpackLimits{MaxBytes: 64 << 20, MaxEntries: 10000})
 		if err != nil && err.Error() == "" {
 			t.Fatal("unpack failed with an empty error")
 		}

@@ -11,10 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/immune-ops/immune/agentapi"
+	"github.com/immune-ops/immune/version"
 )
 
 // Server is the coordinator's HTTP API: artifacts for the agents, pushes,
@@ -51,6 +53,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/pushes", s.pushes)
 	mux.HandleFunc("GET /api/v1/pushes/{id}", s.push)
 	mux.HandleFunc("GET /api/v1/locks", s.locks)
+	mux.HandleFunc("GET /api/v1/version", s.version)
 	mux.Handle("POST /api/v1/unlock", s.need(s.OperatorToken, s.unlock))
 	mux.Handle("POST /api/v1/pushes/{id}/orders", s.need(s.OperatorToken, s.order))
 	if s.C.Metrics != nil {
@@ -210,8 +213,18 @@ func (s *Server) startPush(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 201, p)
 }
 
+// pushes answers the newest pushes first: all of them, or ?limit=N.
 func (s *Server) pushes(w http.ResponseWriter, r *http.Request) {
-	ps, err := s.C.Store.Pushes(0)
+	limit := 0
+	if q := r.URL.Query().Get("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 0 {
+			fail(w, 400, "limit %q: want a whole number of pushes, 0 for all", q)
+			return
+		}
+		limit = n
+	}
+	ps, err := s.C.Store.Pushes(limit)
 	if err != nil {
 		fail(w, 500, "%v", err)
 		return
@@ -242,6 +255,17 @@ func (s *Server) locks(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, 200, l)
+}
+
+// Version is the answer of GET /api/v1/version: which build of the
+// coordinator answers.
+type Version struct {
+	// Version is one line: "immune-coordinator 0.3.0 (commit 1a2b3c4, built ..., go1.26.8)".
+	Version string `json:"version"`
+}
+
+func (s *Server) version(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, 200, Version{Version: version.String("immune-coordinator")})
 }
 
 // UnlockRequest is the body of POST /api/v1/unlock, which clears the commit lock.

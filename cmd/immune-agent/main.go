@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 	"github.com/immune-ops/immune/cmd/internal/logging"
 	"github.com/immune-ops/immune/cmd/internal/signals"
 
@@ -36,10 +37,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fs := flag.NewFlagSet("immune agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "", "agent config `file` (see conf/agent.yaml); SIGHUP reloads it")
-	checkOnly := fs.String("check-config", "", "validate the config `file` and exit: 0 when valid")
-	var logFlags logging.Flags
-	logFlags.Register(fs)
+	flags := cmdflags.AgentFlags(fs)
+	config, checkOnly, logFlags := flags.Config, flags.CheckConfig, &flags.Log
 	if code, done := cli.Parse(fs, args, "immune-agent", stdout); done {
 		return code
 	}

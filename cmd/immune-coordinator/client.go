@@ -2,106 +2,119 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 
 	"github.com/immune-ops/immune/rollback"
 	"github.com/immune-ops/immune/rollback/client"
 )
 
 // clientCommands are the small clients of the coordinator's API that
-// `immune push`, `immune pushes`, `immune locks` and `immune unlock` run.
+// `immune push`, `pushes`, `status`, `locks` and `unlock` run.
 var clientCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
 	"push":   runPush,
 	"pushes": runPushes,
+	"status": runStatus,
 	"locks":  runLocks,
 	"unlock": runUnlock,
 }
 
-// clientFlags adds the flags every push command shares.
-func clientFlags(fs *flag.FlagSet) func() (*client.Client, error) {
-	url := fs.String("coordinator", envOr("IMMUNE_COORDINATOR", "http://127.0.0.1:5680"), "the coordinator's `URL` ($IMMUNE_COORDINATOR)")
-	tokenFile := fs.String("token-file", os.Getenv("IMMUNE_TOKEN_FILE"), "`file` holding the operator token ($IMMUNE_TOKEN_FILE)")
-	return func() (*client.Client, error) {
-		var token string
-		if *tokenFile != "" {
-			b, err := os.ReadFile(*tokenFile)
-			if err != nil {
-				return nil, fmt.Errorf("read token: %w", err)
-			}
-			token = strings.TrimSpace(string(b))
-		}
-		return client.New(*url, token, &http.Client{Timeout: time.Minute}), nil
+// newClient is a client of the coordinator the flags name, with the token
+// they name, if any.
+func newClient(f *cmdflags.Client) (*client.Client, error) {
+	url, err := f.URL()
+	if err != nil {
+		return nil, err
 	}
+	token, err := f.Token()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(url, token, &http.Client{Timeout: time.Minute}), nil
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// explain adds to a refusal of the coordinator what the person can do
+// about it: the coordinator says "token required" when no token came and
+// "invalid token" when another came.
+func explain(err error, f *cmdflags.Client) error {
+	if client.StatusCode(err) != http.StatusUnauthorized {
+		return err
 	}
-	return def
+	msg := err.Error()
+	var e *client.Error
+	if errors.As(err, &e) {
+		msg = e.Msg
+	}
+	switch file := f.TokenFile(); {
+	case strings.Contains(msg, "invalid token"):
+		return fmt.Errorf("invalid token: the coordinator refused the token in %s", file)
+	case file == "" && f.Writes():
+		return errors.New("token required: give the operator token with --token-file FILE or $IMMUNE_TOKEN_FILE")
+	case file == "":
+		return errors.New("token required: this coordinator wants a token even to read: give it with --token-file FILE")
+	}
+	return err
 }
 
-func whoami() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
+// who is --who, or who runs the command when it was not given.
+func who(ctx context.Context, given string) string {
+	if given != "" {
+		return given
 	}
-	return "unknown"
+	return cmdflags.Who(ctx)
 }
 
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		if _, ok := orderKinds[args[0]]; ok {
+		if _, ok := cmdflags.Order(args[0]); ok {
 			return runOrder(ctx, args[0], args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("immune push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	newClient := clientFlags(fs)
-	revision := fs.String("revision", "", "the `revision` to push (required)")
-	artifact := fs.String("artifact", "", "the release tarball `file` (.tar.gz, required)")
-	who := fs.String("who", whoami(), "who is pushing")
-	wait := fs.Bool("wait", false, "follow the push; exit 0 when live everywhere, 1 when rolled back or failed")
-	force := fs.String("force", "", "push a revision that does not descend from the live one; say `why`")
+	f := cmdflags.PushFlags(fs)
 	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
 		return code
 	}
-	if *revision == "" || *artifact == "" {
+	if *f.Revision == "" || *f.Artifact == "" {
 		fmt.Fprintln(stderr, "immune push: --revision and --artifact are required")
 		return 2
 	}
-	c, err := newClient()
+	c, err := newClient(f.Client)
 	if err != nil {
 		fmt.Fprintf(stderr, "immune push: %v\n", err)
 		return 2
 	}
-	f, err := os.Open(*artifact)
+	file, err := os.Open(*f.Artifact)
 	if err != nil {
 		fmt.Fprintf(stderr, "immune push: %v\n", err)
 		return 2
 	}
-	defer f.Close()
-	up, err := c.Upload(ctx, f)
+	defer file.Close()
+	up, err := c.Upload(ctx, file)
 	if err != nil {
-		fmt.Fprintf(stderr, "immune push: upload %s: %v\n", *artifact, err)
+		fmt.Fprintf(stderr, "immune push: upload %s: %v\n", *f.Artifact, explain(err, f.Client))
 		return 2
 	}
 	var p rollback.Push
-	if err := c.Call(ctx, http.MethodPost, "/api/v1/pushes", rollback.PushRequest{Revision: *revision, SHA256: up.SHA256, Who: *who, Force: *force}, &p); err != nil {
-		fmt.Fprintf(stderr, "immune push: %v\n", err)
+	req := rollback.PushRequest{Revision: *f.Revision, SHA256: up.SHA256, Who: who(ctx, *f.Who), Force: *f.Force}
+	if err := c.Call(ctx, http.MethodPost, "/api/v1/pushes", req, &p); err != nil {
+		fmt.Fprintf(stderr, "immune push: %v\n", explain(err, f.Client))
 		return 2
 	}
 	fmt.Fprintf(stdout, "push %s: %s (%d bytes, sha256 %s)\n", p.ID, p.Revision, up.Bytes, up.SHA256[:12])
-	if !*wait {
+	if !*f.Wait {
 		return 0
 	}
 	return follow(ctx, c, p.ID, stdout, stderr)
@@ -135,35 +148,54 @@ func follow(ctx context.Context, c *client.Client, id string, stdout, stderr io.
 	}
 }
 
-// getCommand parses the shared flags of a command that only reads the
-// coordinator, and reads with get. done says to exit with code at once
-// (after --help or --version, or an error); base is the coordinator's URL.
-func getCommand(name string, args []string, stdout, stderr io.Writer, get func(*client.Client) error) (base string, code int, done bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	newClient := clientFlags(fs)
+// read parses the flags of a command that only reads the coordinator,
+// then reads with get. done says to exit with code at once (after --help
+// or --version, or an error); base is the coordinator's URL.
+func read(name string, fs *flag.FlagSet, f *cmdflags.Client, args []string, stdout, stderr io.Writer, get func(*client.Client) error) (base string, code int, done bool) {
 	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
 		return "", code, true
 	}
-	c, err := newClient()
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", 2, true
+	}
+	c, err := newClient(f)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return "", 2, true
 	}
 	if err := get(c); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, explain(err, f))
 		return "", 2, true
 	}
 	return c.URL, 0, false
 }
 
 func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune pushes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := cmdflags.PushesFlags(fs)
 	var ps []rollback.Push
-	if _, code, done := getCommand("immune pushes", args, stdout, stderr, func(c *client.Client) (err error) {
-		ps, err = c.Pushes(ctx)
+	if _, code, done := read(fs.Name(), fs, f.Client, args, stdout, stderr, func(c *client.Client) (err error) {
+		if *f.Limit < 0 {
+			return fmt.Errorf("--limit %d: want 0 (all) or more", *f.Limit)
+		}
+		ps, err = c.RecentPushes(ctx, *f.Limit)
 		return err
 	}); done {
 		return code
+	}
+	if *f.JSON {
+		if ps == nil {
+			ps = []rollback.Push{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(ps); err != nil {
+			fmt.Fprintf(stderr, "immune pushes: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tREVISION\tWHO\tSTARTED\tDURATION\tOUTCOME\tREASON")
@@ -180,8 +212,11 @@ func runPushes(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func runLocks(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("immune locks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := cmdflags.ReadFlags(fs)
 	var l rollback.Locks
-	base, code, done := getCommand("immune locks", args, stdout, stderr, func(c *client.Client) (err error) {
+	base, code, done := read(fs.Name(), fs, f, args, stdout, stderr, func(c *client.Client) (err error) {
 		l, err = c.Locks(ctx)
 		return err
 	})
@@ -224,24 +259,22 @@ func printLocks(w io.Writer, l rollback.Locks, base string) {
 func runUnlock(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("immune unlock", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	newClient := clientFlags(fs)
-	reason := fs.String("reason", "", "why pushes may go on (required)")
-	who := fs.String("who", whoami(), "who clears the lock")
+	f := cmdflags.UnlockFlags(fs)
 	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
 		return code
 	}
-	if strings.TrimSpace(*reason) == "" {
+	if strings.TrimSpace(*f.Reason) == "" {
 		fmt.Fprintln(stderr, "immune unlock: --reason is required: say what was fixed")
 		return 2
 	}
-	c, err := newClient()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	l, err := c.Unlock(ctx, *who, *reason)
+	c, err := newClient(f.Client)
 	if err != nil {
 		fmt.Fprintf(stderr, "immune unlock: %v\n", err)
+		return 2
+	}
+	l, err := c.Unlock(ctx, who(ctx, *f.Who), *f.Reason)
+	if err != nil {
+		fmt.Fprintf(stderr, "immune unlock: %v\n", explain(err, f.Client))
 		return 1
 	}
 	printLocks(stdout, l, c.URL)

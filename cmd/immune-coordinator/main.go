@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 	"github.com/immune-ops/immune/cmd/internal/logging"
 	"github.com/immune-ops/immune/cmd/internal/signals"
 	"github.com/immune-ops/immune/netlimit"
@@ -49,10 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("immune coordinator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	config := fs.String("config", "", "fleet config `file` (see conf/fleet.yaml); SIGHUP reloads it")
-	checkOnly := fs.String("check-config", "", "validate the fleet config `file` and exit: 0 when valid")
-	var logFlags logging.Flags
-	logFlags.Register(fs)
+	flags := cmdflags.CoordinatorFlags(fs)
+	config, checkOnly, logFlags := flags.Config, flags.CheckConfig, &flags.Log
 	if code, done := cli.Parse(fs, args, "immune-coordinator", stdout); done {
 		return code
 	}

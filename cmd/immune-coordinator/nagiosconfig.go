@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/nagios/objects"
@@ -23,11 +24,8 @@ func init() {
 func runNagiosConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("immune nagios-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fleetFile := fs.String("fleet", "", "fleet config `file` (see conf/fleet.yaml; required)")
-	out := fs.String("out", "", "`dir`ectory the object files are written to (required)")
-	format := fs.String("format", objects.FormatNagios, "nagios (object config) or icinga2 (Icinga 2 DSL)")
-	pluginDir := fs.String("plugin-dir", objects.DefaultPluginDir, "`dir`ectory of check_nrpe and check_dummy on the monitoring server")
-	intervalLength := fs.Duration("interval-length", objects.DefaultIntervalLength, "Nagios's interval_length, the unit of intervals in its objects")
+	flags := cmdflags.NagiosConfigFlags(fs)
+	fleetFile, out, format, pluginDir, intervalLength := flags.Fleet, flags.Out, flags.Format, flags.PluginDir, flags.IntervalLength
 	if code, done := cli.Parse(fs, args, fs.Name(), stdout); done {
 		return code
 	}

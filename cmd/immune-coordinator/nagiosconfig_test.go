@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
+	"github.com/immune-ops/immune/nagios/objects"
 )
 
 func TestNagiosConfigCommand(t *testing.T) {
@@ -25,7 +28,7 @@ func TestNagiosConfigCommand(t *testing.T) {
 		{"nagios", string(good), nil, 0, 5, ""},
 		{"icinga2", string(good), []string{"--format", "icinga2"}, 0, 5, ""},
 		{"unknown contact writes nothing", bad, nil, 1, -1, `fleet.yaml:46:16: escalations[1].contacts[0]: no contact is named "mallory"`},
-		{"unknown format writes nothing", string(good), []string{"--format", "nagios3"}, 2, -1, `format "nagios3"`},
+		{"unknown format writes nothing", string(good), []string{"--format", "nagios3"}, 2, -1, `invalid value "nagios3" for flag -format: want nagios or icinga2`},
 		{"no out", string(good), []string{"--out", ""}, 2, -1, "usage"},
 	}
 	for _, tt := range tests {
@@ -52,5 +55,14 @@ func TestNagiosConfigCommand(t *testing.T) {
 				t.Errorf("%d files written, want %d: %v", len(entries), tt.files, err)
 			}
 		})
+	}
+}
+
+// TestNagiosConfigDefaults: bin/immune documents nagios-config's defaults
+// without linking package objects; they must be objects' own.
+func TestNagiosConfigDefaults(t *testing.T) {
+	if cmdflags.NagiosFormat != objects.FormatNagios || cmdflags.Icinga2Format != objects.FormatIcinga2 ||
+		cmdflags.NagiosPluginDir != objects.DefaultPluginDir || cmdflags.NagiosIntervalLength != objects.DefaultIntervalLength {
+		t.Errorf("cmdflags' nagios-config defaults differ from package objects'")
 	}
 }

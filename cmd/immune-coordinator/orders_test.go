@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 	"github.com/immune-ops/immune/conf"
 	"github.com/immune-ops/immune/rollback"
 )
@@ -51,5 +52,18 @@ func TestPushOrders(t *testing.T) {
 		if code != tt.code || !strings.Contains(out.String()+errs.String(), tt.want) {
 			t.Errorf("immune push %s: exit %d, %q %q; want %d %q", strings.Join(tt.args, " "), code, out.String(), errs.String(), tt.code, tt.want)
 		}
+	}
+}
+
+// TestOrderKinds: bin/immune completes and documents the orders from
+// cmdflags, which must name the coordinator's own.
+func TestOrderKinds(t *testing.T) {
+	var names []string
+	for _, o := range cmdflags.Orders {
+		names = append(names, o.Name)
+	}
+	want := []string{rollback.OrderAbort, rollback.OrderHold, rollback.OrderResume, rollback.OrderPromote, rollback.OrderForgetHost}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("cmdflags.Orders %v, rollback's %v", names, want)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/immune-ops/immune/cmd/internal/cli"
+	"github.com/immune-ops/immune/cmd/internal/cmdflags"
 	"github.com/immune-ops/immune/cmd/internal/sibling"
 	"github.com/immune-ops/immune/demo"
 	"github.com/immune-ops/immune/rollback"
@@ -39,8 +40,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("immune demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	exit := fs.Bool("exit", false, "stop when the demo is done: exit 0 when every step held, else 1 with what failed")
-	hosts := fs.Int("hosts", 20, fmt.Sprintf("agents in the fleet, %d to %d: 60%% www, 20%% chat, 10%% db, 10%% memcache", demo.MinHosts, demo.MaxHosts))
+	flags := cmdflags.DemoFlags(fs)
+	exit, hosts := flags.Exit, flags.Hosts
 	if code, done := cli.Parse(fs, args, "immune-demo", stdout); done {
 		return code
 	}

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -64,6 +65,9 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) int {
 type options struct {
 	bin, src, out, version, arch string
 	formats                      []string
+	// docs holds the man pages (gzipped) and the completion scripts
+	// writeDocs made.
+	docs string
 }
 
 // build writes every package in every format and returns their paths.
@@ -78,6 +82,15 @@ func build(o options) ([]string, error) {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return nil, fmt.Errorf("make %s: %w", o.out, err)
 	}
+	docs, err := os.MkdirTemp("", "immune-package-docs-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(docs)
+	if err := writeDocs(filepath.Join(o.bin, "immune"), docs); err != nil {
+		return nil, err
+	}
+	o.docs = docs
 	var written []string
 	for _, info := range packages(o, checks) {
 		for _, format := range o.formats {
@@ -98,6 +111,78 @@ func checkNames(immune string) ([]string, error) {
 		return nil, fmt.Errorf("list the checks of %s (run make build first): %w", immune, err)
 	}
 	return strings.Fields(string(out)), nil
+}
+
+// writeDocs has the built immune write its man pages and its bash and
+// zsh completion scripts into dir, the pages gzipped as man wants them:
+// they are made from the flags the binary parses, so they match it.
+func writeDocs(immune, dir string) error {
+	pages := filepath.Join(dir, "pages")
+	if out, err := exec.Command(immune, "man", pages).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s man: %w: %s", immune, err, out)
+	}
+	names, err := os.ReadDir(pages)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := gzipFile(filepath.Join(pages, n.Name()), filepath.Join(dir, n.Name()+".gz")); err != nil {
+			return err
+		}
+	}
+	for _, shell := range []string{"bash", "zsh"} {
+		out, err := exec.Command(immune, "completion", shell).Output()
+		if err != nil {
+			return fmt.Errorf("%s completion %s: %w", immune, shell, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "completion."+shell), out, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gzipFile writes src gzipped to dst, with no name or time in the header,
+// so that the same page makes the same package.
+func gzipFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.BestCompression)
+	_, err = zw.Write(data)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("gzip %s: %w", src, err)
+	}
+	return nil
+}
+
+// manPages are the gzipped pages in dir whose names match pattern, as
+// package contents under /usr/share/man.
+func manPages(dir, pattern string) files.Contents {
+	var out files.Contents
+	paths, _ := filepath.Glob(filepath.Join(dir, pattern))
+	for _, p := range paths {
+		name := filepath.Base(p)
+		// immune-demo is a developer's tool, not packaged: nor is its page.
+		if strings.HasPrefix(name, "immune-demo.") {
+			continue
+		}
+		section := strings.TrimPrefix(filepath.Ext(strings.TrimSuffix(name, ".gz")), ".")
+		out = append(out, &files.Content{Source: p, Destination: "/usr/share/man/man" + section + "/" + name,
+			FileInfo: &files.ContentFileInfo{Mode: 0o644}})
+	}
+	return out
 }
 
 // packages are the three packages' definitions.
@@ -121,7 +206,12 @@ func packages(o options, checks []string) []*nfpm.Info {
 	core := base("immune", "Nagios-compatible checks and the immune command line\n"+
 		" One binary holds every check (check_load, check_disk, check_http, ...), each\n"+
 		" a Nagios plugin linked under /usr/lib/immune/plugins, and the immune command.")
-	core.Contents = files.Contents{file(filepath.Join(o.bin, "immune"), "/usr/bin/immune", 0o755)}
+	core.Contents = files.Contents{
+		file(filepath.Join(o.bin, "immune"), "/usr/bin/immune", 0o755),
+		file(filepath.Join(o.docs, "completion.bash"), "/usr/share/bash-completion/completions/immune", 0o644),
+		file(filepath.Join(o.docs, "completion.zsh"), "/usr/share/zsh/vendor-completions/_immune", 0o644),
+	}
+	core.Contents = append(core.Contents, manPages(o.docs, "immune*.1.gz")...)
 	for _, c := range checks {
 		core.Contents = append(core.Contents, &files.Content{Source: "/usr/bin/immune", Destination: "/usr/lib/immune/plugins/" + c, Type: files.TypeSymlink})
 	}
@@ -138,6 +228,7 @@ func packages(o options, checks []string) []*nfpm.Info {
 		config(pkg("agent.yaml"), "/etc/immune/agent.yaml"),
 		file(filepath.Join(o.src, "conf", "agent.yaml"), "/usr/share/doc/immune-agent/agent.yaml", 0o644),
 	}
+	agent.Contents = append(agent.Contents, manPages(o.docs, "immune-agent.8.gz")...)
 
 	coordinator := base("immune-coordinator", "immune coordinator: pushes releases and rolls back what harms\n"+
 		" Pushes a release to a few hosts, then all, judges every gauge against the hosts\n"+
@@ -150,6 +241,7 @@ func packages(o options, checks []string) []*nfpm.Info {
 		config(pkg("fleet.yaml"), "/etc/immune/fleet.yaml"),
 		file(filepath.Join(o.src, "conf", "fleet.yaml"), "/usr/share/doc/immune-coordinator/fleet.yaml", 0o644),
 	}
+	coordinator.Contents = append(coordinator.Contents, manPages(o.docs, "immune-coordinator.8.gz")...)
 	return []*nfpm.Info{core, agent, coordinator}
 }
 

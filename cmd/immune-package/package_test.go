@@ -45,11 +45,20 @@ func TestPackages(t *testing.T) {
 		"etc/immune/agent.yaml": 0o640, "etc/immune/fleet.yaml": 0o640,
 		"lib/systemd/system/immune-agent.service": 0o644, "lib/systemd/system/immune-coordinator.service": 0o644,
 		"usr/share/doc/immune-coordinator/fleet.yaml": 0o644,
+		"usr/share/man/man1/immune.1.gz":              0o644, "usr/share/man/man1/immune-push.1.gz": 0o644, "usr/share/man/man1/immune-status.1.gz": 0o644,
+		"usr/share/man/man8/immune-agent.8.gz": 0o644, "usr/share/man/man8/immune-coordinator.8.gz": 0o644,
+		"usr/share/bash-completion/completions/immune": 0o644, "usr/share/zsh/vendor-completions/_immune": 0o644,
 	} {
 		st, err := os.Stat(filepath.Join(root, path))
 		if err != nil || st.Mode().Perm() != mode {
 			t.Errorf("/%s: %v, mode %v; want %v", path, err, st, mode)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/share/man/man1/immune-demo.1.gz")); err == nil {
+		t.Error("immune-demo(1) is packaged, the demo is not")
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "usr/share/bash-completion/completions/immune")); err != nil || !strings.Contains(string(b), "complete -F _immune immune") {
+		t.Errorf("bash completion: %v: %.80q", err, b)
 	}
 	if link, err := os.Readlink(filepath.Join(root, "usr/lib/immune/plugins/check_load")); err != nil || link != "/usr/bin/immune" {
 		t.Errorf("check_load plugin link: %q %v", link, err)

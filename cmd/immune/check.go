@@ -13,6 +13,12 @@ func init() {
 	commands["check"] = command{
 		summary: "run a check as a Nagios plugin: immune check <name> [flags]; --list lists them",
 		run:     runCheck,
+		args:    "NAME [PLUGIN FLAGS] | --list [--names]",
+		words:   checkWords,
+		about: `Runs the check NAME once as a Nagios plugin: it prints one status line with performance data and
+exits 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN). Each check parses the flags of the C plugin
+it stands in for; immune check NAME --help lists them. Linked or copied under a check's name
+(/usr/lib/immune/plugins/check_load), immune is that plugin.`,
 	}
 	commands["version"] = command{
 		summary: "print immune's version",
@@ -41,4 +47,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	return checks.Main(ctx, args[0], args[1:], stdout)
+}
+
+// checkWords are what immune check takes first: a check's name, or --list.
+func checkWords() []string {
+	words := []string{"--list"}
+	for _, s := range checks.List() {
+		words = append(words, s.Name)
+	}
+	return words
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,10 +18,35 @@ import (
 	"github.com/immune-ops/immune/version"
 )
 
-// command is one subcommand of immune.
+// command is one subcommand of immune. Its man page and its shell
+// completion are made from the same entry (man.go, completion.go).
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	// args are what the synopsis shows after the command's name, as typed:
+	// "--revision REV --artifact FILE [--wait]".
+	args string
+	// flags defines the command's flags on fs, as the command itself
+	// does; nil when it has none a FlagSet parses.
+	flags func(fs *flag.FlagSet)
+	// about is the man page's description: paragraphs split by blank lines.
+	about string
+	// verbs are commands of their own named by the first argument
+	// (immune push abort ID), with their own flags.
+	verbs []verb
+	// words are what the first argument may be besides a verb: a check's name.
+	words func() []string
+	// daemon names the program whose section 8 page documents the
+	// command (immune-agent), instead of an immune-NAME(1) page.
+	daemon string
+	// hidden commands are for the build (immune man); usage leaves them out.
+	hidden bool
+}
+
+// verb is a command named by a command's first argument.
+type verb struct {
+	name, summary, args string
+	flags               func(fs *flag.FlagSet)
 }
 
 var commands = map[string]command{}
@@ -77,7 +103,9 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
+		if !commands[n].hidden {
+			fmt.Fprintf(w, "  %-13s %s\n", n, commands[n].summary)
+		}
 	}
 	fmt.Fprintln(w, "\nLinked or copied under a check's name (check_load, ...) immune is that plugin.")
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/immune-ops/immune/agentapi"
@@ -163,6 +164,31 @@ func (c *Client) Pushes(ctx context.Context) ([]rollback.Push, error) {
 	var ps []rollback.Push
 	err := c.Call(ctx, http.MethodGet, "/api/v1/pushes", nil, &ps)
 	return ps, err
+}
+
+// RecentPushes reads the n newest pushes, newest first (0: all). A
+// coordinator older than ?limit answers them all, so the list is cut
+// here too.
+func (c *Client) RecentPushes(ctx context.Context, n int) ([]rollback.Push, error) {
+	path := "/api/v1/pushes"
+	if n > 0 {
+		path += "?limit=" + strconv.Itoa(n)
+	}
+	var ps []rollback.Push
+	if err := c.Call(ctx, http.MethodGet, path, nil, &ps); err != nil {
+		return nil, err
+	}
+	if n > 0 && len(ps) > n {
+		ps = ps[:n]
+	}
+	return ps, nil
+}
+
+// Version says which build of the coordinator answers.
+func (c *Client) Version(ctx context.Context) (string, error) {
+	var v rollback.Version
+	err := c.Call(ctx, http.MethodGet, "/api/v1/version", nil, &v)
+	return v.Version, err
 }
 
 // Locks reads the push lock and the commit lock.

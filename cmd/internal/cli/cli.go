@@ -16,7 +16,7 @@ import (
 // command should exit with code at once: after --help (0), --version (0)
 // or a flag error (2, the message already printed).
 func Parse(fs *flag.FlagSet, args []string, program string, stdout io.Writer) (code int, done bool) {
-	showVersion := fs.Bool("version", false, "print the version, commit and build date, and exit")
+	showVersion := VersionFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, true
@@ -28,4 +28,10 @@ func Parse(fs *flag.FlagSet, args []string, program string, stdout io.Writer) (c
 		return 0, true
 	}
 	return 0, false
+}
+
+// VersionFlag defines the --version flag Parse adds; the man pages list it
+// from here.
+func VersionFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("version", false, "print the version, commit and build date, and exit")
 }
