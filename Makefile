@@ -10,7 +10,7 @@ DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -X github.com/immune-ops/immune/version.Version=$(VERSION) -X github.com/immune-ops/immune/version.Commit=$(COMMIT) -X github.com/immune-ops/immune/version.Date=$(DATE)
 # Debian packages the tests run against: the reference plugins for output
 # compatibility.
-TEST_PKGS := monitoring-plugins nagios-nrpe-plugin memcached mariadb-server nagios4-core icinga2-bin chromium prometheus
+TEST_PKGS := monitoring-plugins nagios-nrpe-plugin memcached mariadb-server nagios4-core icinga2-bin chromium prometheus zsh groff-base
 export IMMUNE_REQUIRE_REAL ?= 1
 
 .PHONY: all build demo test deps bench bench-judge bench-deps vet fuzz clean package install faults man
