@@ -235,7 +235,9 @@ deploy:
 func (l *lab) coordinatorConfig(name, listen, mysql string, w windows) string {
 	q := strconv.Quote
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %s\ndata_dir: %s\noperator_token_file: %s\ndeploy_token_file: %s\nagent_token_file: %s\n",
+	// The namespaces are a private network the test made: releases may
+	// cross it over plain http.
+	fmt.Fprintf(&b, "allow_plain_http: true\nlisten: %s\ndata_dir: %s\noperator_token_file: %s\ndeploy_token_file: %s\nagent_token_file: %s\n",
 		q(listen), q(filepath.Join(l.dir, name, "data")), q(l.tokenFile("operator")), q(l.tokenFile("deploy")), q(l.tokenFile("agent")))
 	if mysql != "" {
 		fmt.Fprintf(&b, "mysql: %s\n", q(mysql))
