@@ -374,9 +374,14 @@ func (l *lab) upload(addr string, r release) {
 func (l *lab) seed(addr string) {
 	l.t.Helper()
 	l.upload(addr, l.base)
-	body := agentapi.DeployRequest{Revision: l.base.revision, ArtifactURL: "http://" + addr + "/api/v1/artifacts/" + l.base.sha256, SHA256: l.base.sha256}
 	ctx, cancel := context.WithTimeout(l.t.Context(), 30*time.Second)
 	defer cancel()
+	// Agents fetch with a link the coordinator signs, never a token.
+	link, err := l.api(addr).ArtifactLink(ctx, l.base.sha256)
+	if err != nil {
+		l.t.Fatalf("seed: %v", err)
+	}
+	body := agentapi.DeployRequest{Revision: l.base.revision, ArtifactURL: link.URL, SHA256: l.base.sha256}
 	for _, h := range l.hosts {
 		var r agentapi.Release
 		if err := l.agent(h).Call(ctx, http.MethodPost, agentapi.DeployPath, body, &r); err != nil {
