@@ -92,7 +92,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	}
 	v := struct{ Config, HostType, DataDir, NRPE, HTTP, AgentToken, DeployToken, DeployRoot string }{
 		Config: d.Join("agent.yaml"), HostType: *hostType, DataDir: initdir.DataDir(d.Path, "immune-agent"),
-		NRPE: *nrpe, HTTP: *httpAddr, AgentToken: abs(d.Join("agent.token")), DeployToken: abs(d.Join("deploy.token")),
+		NRPE: *nrpe, HTTP: *httpAddr, AgentToken: d.Abs("agent.token"), DeployToken: d.Abs("deploy.token"),
 		DeployRoot: *deployRoot,
 	}
 	var cfg bytes.Buffer
@@ -119,11 +119,4 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "%s: ok\nnext: give the coordinator %s as this host's token_file (or agent_token_file), then start: immune agent --config %s\n",
 		v.Config, v.AgentToken, v.Config)
 	return 0
-}
-
-func abs(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
 }

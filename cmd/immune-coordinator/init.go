@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"text/template"
 
@@ -102,16 +101,12 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "immune coordinator init: %v\n", err)
 		return 1
 	}
-	abs := func(name string) string {
-		p, _ := filepath.Abs(d.Join(name))
-		return p
-	}
 	v := struct {
 		Dir, Config, Listen, DataDir, OperatorToken, DeployToken, AgentToken string
 		Hosts                                                                hostFlag
 	}{
 		Dir: d.Path, Config: d.Join("fleet.yaml"), Listen: *listen, DataDir: initdir.DataDir(d.Path, "immune-coordinator"),
-		OperatorToken: abs("operator.token"), DeployToken: abs("deploy.token"), AgentToken: abs("agent.token"), Hosts: hosts,
+		OperatorToken: d.Abs("operator.token"), DeployToken: d.Abs("deploy.token"), AgentToken: d.Abs("agent.token"), Hosts: hosts,
 	}
 	var cfg bytes.Buffer
 	if err := fleetTemplate.Execute(&cfg, v); err != nil {

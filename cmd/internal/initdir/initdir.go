@@ -48,6 +48,15 @@ func Open(path string, force bool) (*Dir, error) {
 // Join is the path of name in the directory.
 func (d *Dir) Join(name string) string { return filepath.Join(d.Path, name) }
 
+// Abs is the absolute path of name in the directory, as a config names
+// the files beside it (the daemons' working directory is not this one).
+func (d *Dir) Abs(name string) string {
+	if p, err := filepath.Abs(d.Join(name)); err == nil {
+		return p
+	}
+	return d.Join(name)
+}
+
 // WriteConfig writes a config file (0644: it holds no secret, only the
 // names of the files that do).
 func (d *Dir) WriteConfig(name string, text []byte) error {
