@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,13 +68,14 @@ func (s *Server) fleetView(r *http.Request) (string, any, error) {
 	if _, ok := stateRank[v.State]; !ok && v.State != "" && v.State != "PROBLEMS" {
 		return "", nil, &pageError{http.StatusBadRequest, fmt.Sprintf("state %q: want ok, warning, critical, unknown, no answer or problems", q.Get("state"))}
 	}
-	var hosts []conf.Host
+	shown := func(name, hostType string) bool {
+		return (v.Type == "" || hostType == v.Type) && (v.Host == "" || name == v.Host)
+	}
 	for _, h := range s.C.fleet().Hosts {
-		if (v.Type == "" || h.HostType == v.Type) && (v.Host == "" || h.Name == v.Host) {
-			hosts = append(hosts, h)
+		if shown(h.Name, h.HostType) {
+			v.Hosts++
 		}
 	}
-	v.Hosts = len(hosts)
 	var all []FleetRow
 	var asOf time.Time
 	if err := s.fleet.read(r.Context(), s.C.fleet().FleetRefresh.D(), func(ctx context.Context) []FleetRow {
@@ -83,7 +83,7 @@ func (s *Server) fleetView(r *http.Request) (string, any, error) {
 	}, func(rows []FleetRow, at time.Time) {
 		asOf = at
 		for _, row := range rows {
-			if slices.ContainsFunc(hosts, func(h conf.Host) bool { return h.Name == row.Host }) {
+			if shown(row.Host, row.HostType) {
 				all = append(all, row)
 			}
 		}

@@ -229,8 +229,9 @@ func (s *Server) pushes(w http.ResponseWriter, r *http.Request) {
 		fail(w, 500, "%v", err)
 		return
 	}
+	can := s.canRead(r)
 	for i, p := range ps {
-		ps[i] = s.readable(r, p)
+		ps[i] = readable(can, p)
 	}
 	writeJSON(w, 200, ps)
 }
@@ -245,7 +246,7 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request) {
 		fail(w, 500, "%v", err)
 		return
 	}
-	writeJSON(w, 200, s.readable(r, p))
+	writeJSON(w, 200, readable(s.canRead(r), p))
 }
 
 func (s *Server) locks(w http.ResponseWriter, _ *http.Request) {

@@ -52,10 +52,11 @@ func (s *Server) needRead(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// readable is p as r may see it: the revert's output hidden from readers
-// without the credential. p itself is left alone.
-func (s *Server) readable(r *http.Request, p *Push) *Push {
-	if p == nil || p.Revert == nil || p.Revert.Output == "" || s.canRead(r) {
+// readable is p as a reader sees it: the revert's output hidden unless
+// canRead (the request's credential, checked once per request). p itself
+// is left alone.
+func readable(canRead bool, p *Push) *Push {
+	if p == nil || p.Revert == nil || p.Revert.Output == "" || canRead {
 		return p
 	}
 	c := *p
