@@ -710,18 +710,15 @@ func TestDeployAfterCrash(t *testing.T) {
 }
 
 // TestArtifactFetchSkipsProxy: HTTP_PROXY would see every artifact link
-// and release; the fetch goes straight to the coordinator.
+// and release; the fetch goes straight to the coordinator. The transport
+// has no proxy function at all: net/http reads the proxy variables once a
+// process, so setting them here could not show a client that uses them.
 func TestArtifactFetchSkipsProxy(t *testing.T) {
-	t.Setenv("HTTP_PROXY", "http://proxy.invalid:3128")
-	t.Setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
 	c, err := artifactClient("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr := c.Transport.(*http.Transport); tr.Proxy != nil {
-		req, _ := http.NewRequest("GET", "http://coordinator.example:5680/api/v1/artifacts/x", nil)
-		if u, _ := tr.Proxy(req); u != nil {
-			t.Errorf("artifacts are fetched through %s", u)
-		}
+	if c.Transport.(*http.Transport).Proxy != nil {
+		t.Error("the artifact client asks the environment for a proxy")
 	}
 }
